@@ -1,0 +1,305 @@
+//! `mcpsoc.toml`: one configuration format shared by every role, with defaults for everything.
+//!
+//! Unknown keys are refused (a typo must not silently turn a security setting off), and a bad
+//! file is reported with its path, line, column and reason.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::auth::{Role, StreamGrant, TokenTable};
+
+/// A configuration file that could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid for mcpsoc.
+    #[error("{path}:{line}:{column}: {reason}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Local store settings shared by every role.
+    pub store: StoreConfig,
+    /// The gateway's event stream.
+    pub gateway: RoleConfig,
+    /// The monitor's alert stream and the gateway streams it reads.
+    pub monitor: RoleConfig,
+    /// The console's sources.
+    pub console: RoleConfig,
+    /// `mcpsoc replay`'s stream.
+    pub replay: RoleConfig,
+}
+
+/// Store settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// sled page cache, MiB.
+    pub cache_mb: u64,
+    /// Background flush interval, ms.
+    pub flush_every_ms: u64,
+    /// Drop events older than this many days (0 keeps forever).
+    pub retention_days: u64,
+    /// Drop the oldest events while stored event JSON exceeds this many MiB (0: no limit).
+    pub retention_max_mb: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            cache_mb: 64,
+            flush_every_ms: 500,
+            retention_days: 30,
+            retention_max_mb: 4096,
+        }
+    }
+}
+
+/// Settings of one role: the stream it publishes (if any) and the sources it reads (if any).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RoleConfig {
+    /// The role's own event stream.
+    pub stream: Option<PublisherConfig>,
+    /// Streams this role subscribes to.
+    pub sources: Vec<SourceConfig>,
+}
+
+/// A publisher's listener and its subscribers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PublisherConfig {
+    /// Address to listen on, e.g. `127.0.0.1:7401`.
+    pub listen: String,
+    /// Source id to publish as; defaults to `mcpsoc/<role>/<hostname>`.
+    pub source: Option<String>,
+    /// PEM certificate chain for wss.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for wss.
+    pub tls_key: Option<PathBuf>,
+    /// Allow plain ws on a non-loopback address (off: plain ws only on loopback).
+    pub allow_plain_non_loopback: bool,
+    /// Seconds between heartbeat events (0: none).
+    pub heartbeat_secs: u64,
+    /// Live events buffered per subscriber before it is disconnected as too slow.
+    pub live_buffer: usize,
+    /// Seconds a single send may block before the subscriber is disconnected as too slow.
+    pub send_timeout_secs: u64,
+    /// Who may subscribe.
+    pub subscribers: Vec<SubscriberConfig>,
+}
+
+impl Default for PublisherConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:7400".into(),
+            source: None,
+            tls_cert: None,
+            tls_key: None,
+            allow_plain_non_loopback: false,
+            heartbeat_secs: 15,
+            live_buffer: 8192,
+            send_timeout_secs: 10,
+            subscribers: Vec::new(),
+        }
+    }
+}
+
+/// One subscriber of a publisher: name, role and the SHA-256 of its token.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubscriberConfig {
+    /// Shown in audit events.
+    pub name: String,
+    /// viewer, responder or approver.
+    pub role: Role,
+    /// Hex SHA-256 of the token (`mcpsoc token new` prints it).
+    pub token_sha256: String,
+}
+
+/// A stream to subscribe to.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// Display name.
+    pub name: String,
+    /// `ws://` or `wss://` URL of the publisher's `/stream`.
+    pub url: String,
+    /// File holding the token (first line).
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    /// Environment variable holding the token.
+    #[serde(default)]
+    pub token_env: Option<String>,
+    /// Extra CA certificate (PEM) to trust for wss.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+}
+
+impl PublisherConfig {
+    /// The token table, refusing malformed hashes.
+    pub fn token_table(&self) -> Result<TokenTable, String> {
+        let mut grants = Vec::new();
+        for s in &self.subscribers {
+            let bytes = hex::decode(s.token_sha256.trim())
+                .ok()
+                .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                .ok_or_else(|| {
+                    format!(
+                        "subscriber {:?}: token_sha256 must be 64 hex digits (a SHA-256)",
+                        s.name
+                    )
+                })?;
+            grants.push(StreamGrant {
+                name: s.name.clone(),
+                role: s.role,
+                token_sha256: bytes,
+            });
+        }
+        Ok(TokenTable::new(grants))
+    }
+}
+
+impl SourceConfig {
+    /// Reads the token from the file or environment variable (never from a flag).
+    pub fn token(&self) -> Result<String, String> {
+        if let Some(path) = &self.token_file {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                format!(
+                    "source {:?}: cannot read token file {}: {e}",
+                    self.name,
+                    path.display()
+                )
+            })?;
+            let token = text.lines().next().unwrap_or("").trim().to_string();
+            if token.is_empty() {
+                return Err(format!(
+                    "source {:?}: token file {} is empty",
+                    self.name,
+                    path.display()
+                ));
+            }
+            return Ok(token);
+        }
+        if let Some(var) = &self.token_env {
+            return std::env::var(var)
+                .map(|t| t.trim().to_string())
+                .map_err(|_| {
+                    format!(
+                        "source {:?}: environment variable {var} is not set",
+                        self.name
+                    )
+                });
+        }
+        Err(format!(
+            "source {:?}: set token_file or token_env",
+            self.name
+        ))
+    }
+}
+
+impl Config {
+    /// Loads a file; `None` gives the defaults.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let Some(path) = path else {
+            return Ok(Self::default());
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses configuration text; `path` names it in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| {
+            let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
+            ConfigError::Invalid {
+                path: path.to_path_buf(),
+                line,
+                column,
+                reason: e.message().trim().to_string(),
+            }
+        })
+    }
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before
+        .rsplit('\n')
+        .next()
+        .map(|l| l.chars().count())
+        .unwrap_or(0)
+        + 1;
+    (line, column)
+}
+
+/// The per-user default data directory of a role.
+pub fn default_data_dir(role: &str) -> PathBuf {
+    dirs::data_local_dir()
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join("mcpsoc")
+        .join(role)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_without_a_file() {
+        let c = Config::load(None).unwrap();
+        assert_eq!(c.store.cache_mb, 64);
+        assert!(c.replay.stream.is_none());
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_reason() {
+        let text = "[store]\ncache_mb = 32\n\n[replay.stream]\nlistn = \"127.0.0.1:1\"\n";
+        let err = Config::parse(text, Path::new("mcpsoc.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("mcpsoc.toml:5:"), "{err}");
+        assert!(err.contains("listn"), "{err}");
+    }
+
+    #[test]
+    fn bad_role_is_refused() {
+        let text = "[[replay.stream.subscribers]]\nname = \"x\"\nrole = \"admin\"\ntoken_sha256 = \"00\"\n";
+        let err = Config::parse(text, Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("c.toml:3:"), "{err}");
+    }
+
+    #[test]
+    fn bad_token_hash_is_refused() {
+        let text = "[[replay.stream.subscribers]]\nname = \"x\"\nrole = \"viewer\"\ntoken_sha256 = \"abc\"\n";
+        let c = Config::parse(text, Path::new("c.toml")).unwrap();
+        let stream = c.replay.stream.unwrap();
+        assert!(stream.token_table().unwrap_err().contains("64 hex digits"));
+    }
+}

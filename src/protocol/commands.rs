@@ -1,0 +1,178 @@
+//! Commands a subscriber sends to a producer, and the answers it gets.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::auth::Role;
+
+/// One command; `action` names the variant on the wire.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Command {
+    /// Approve a pending tool definition change; refused unless `proposed_hash` is the hash
+    /// pending now.
+    ApproveToolChange {
+        /// Upstream server name.
+        upstream: String,
+        /// Tool name.
+        tool: String,
+        /// The proposed definition hash the approver saw.
+        proposed_hash: String,
+        /// Optional note.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// Reject a pending tool definition change; bound to the hash like an approval.
+    RejectToolChange {
+        /// Upstream server name.
+        upstream: String,
+        /// Tool name.
+        tool: String,
+        /// The proposed definition hash the approver saw.
+        proposed_hash: String,
+        /// Optional reason.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// Take a tool out of service at once (containment) until it is approved again.
+    BlockTool {
+        /// Upstream server name.
+        upstream: String,
+        /// Tool name.
+        tool: String,
+        /// Why.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// Revoke a session binding (`user:session` or `user:client`).
+    RevokeSession {
+        /// The binding key.
+        binding: String,
+        /// Why.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// Mark an alert acknowledged.
+    AcknowledgeAlert {
+        /// The alert id.
+        alert_id: String,
+        /// Optional note.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
+    },
+    /// Mark an alert resolved.
+    ResolveAlert {
+        /// The alert id.
+        alert_id: String,
+        /// Optional note.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
+    },
+}
+
+impl Command {
+    /// The wire name of the action.
+    pub fn action(&self) -> &'static str {
+        match self {
+            Self::ApproveToolChange { .. } => "approve_tool_change",
+            Self::RejectToolChange { .. } => "reject_tool_change",
+            Self::BlockTool { .. } => "block_tool",
+            Self::RevokeSession { .. } => "revoke_session",
+            Self::AcknowledgeAlert { .. } => "acknowledge_alert",
+            Self::ResolveAlert { .. } => "resolve_alert",
+        }
+    }
+
+    /// The least role allowed to send it.
+    pub fn required_role(&self) -> Role {
+        match self {
+            Self::ApproveToolChange { .. } | Self::RejectToolChange { .. } => Role::Approver,
+            Self::BlockTool { .. }
+            | Self::RevokeSession { .. }
+            | Self::AcknowledgeAlert { .. }
+            | Self::ResolveAlert { .. } => Role::Responder,
+        }
+    }
+
+    /// The command's target, for the audit event.
+    pub fn target(&self) -> Value {
+        match self {
+            Self::ApproveToolChange {
+                upstream,
+                tool,
+                proposed_hash,
+                ..
+            }
+            | Self::RejectToolChange {
+                upstream,
+                tool,
+                proposed_hash,
+                ..
+            } => {
+                serde_json::json!({"upstream": upstream, "tool": tool, "proposed_hash": proposed_hash})
+            }
+            Self::BlockTool { upstream, tool, .. } => {
+                serde_json::json!({"upstream": upstream, "tool": tool})
+            }
+            Self::RevokeSession { binding, .. } => serde_json::json!({"binding": binding}),
+            Self::AcknowledgeAlert { alert_id, .. } | Self::ResolveAlert { alert_id, .. } => {
+                serde_json::json!({"alert_id": alert_id})
+            }
+        }
+    }
+}
+
+/// Machine-readable reason a command was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommandErrorCode {
+    /// The caller's role is below the command's.
+    Forbidden,
+    /// The proposed hash is not the one pending now.
+    StaleHash,
+    /// The target does not exist (or is not in a state the command applies to).
+    NotFound,
+    /// The command frame could not be read.
+    Malformed,
+    /// This producer does not carry out commands of this kind.
+    Unsupported,
+    /// The owner did not answer in time or failed.
+    Unavailable,
+    /// The subscriber connected read-only.
+    ReadOnly,
+}
+
+impl CommandErrorCode {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Forbidden => "forbidden",
+            Self::StaleHash => "stale_hash",
+            Self::NotFound => "not_found",
+            Self::Malformed => "malformed",
+            Self::Unsupported => "unsupported",
+            Self::Unavailable => "unavailable",
+            Self::ReadOnly => "read_only",
+        }
+    }
+}
+
+/// A refused command: code plus a sentence an operator can act on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{}: {message}", code.as_str())]
+pub struct CommandError {
+    /// Machine-readable code.
+    pub code: CommandErrorCode,
+    /// What went wrong and what to do.
+    pub message: String,
+}
+
+impl CommandError {
+    /// Builds an error.
+    pub fn new(code: CommandErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}

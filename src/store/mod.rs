@@ -1,0 +1,454 @@
+//! The local event store (sled): idempotent append keyed by (source, sequence), the indexes the
+//! panes read, current state per entity, resume positions and retention.
+//!
+//! Every role owns one store. A producer appends its own events (the store assigns gap-free
+//! sequence numbers); a consumer ingests other sources' events (the store refuses gaps and skips
+//! what it already has). Writes are serialised by one writer lock and each batch is one atomic
+//! sled batch (see [`keys`] for the layout), so a crash leaves events and indexes in agreement.
+//! All calls block: call them from `spawn_blocking` on an async runtime.
+
+pub mod keys;
+mod query;
+mod retention;
+mod state;
+pub mod view;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex, RwLock};
+
+use chrono::{DateTime, Utc};
+
+use crate::protocol::{Envelope, EventData, limits};
+pub use query::{AlertFilter, StoredEvent};
+pub use retention::{PruneReport, Retention};
+pub use state::StateRecord;
+use view::{EventView, ViewError};
+
+/// Counter: number of events stored.
+const COUNT: &str = "count";
+/// Counter: bytes of event JSON stored.
+const BYTES: &str = "bytes";
+
+/// Store errors.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// sled failed (disk full, corruption, permissions).
+    #[error("store I/O: {0}")]
+    Sled(#[from] sled::Error),
+    /// An event could not be read.
+    #[error(transparent)]
+    View(#[from] ViewError),
+    /// The batch would leave a hole in a source's sequence.
+    #[error(
+        "gap in source {source_name:?}: expected sequence {expected}, got {got} (the producer skipped events; refusing to store out of order)"
+    )]
+    Gap {
+        /// Source id.
+        source_name: String,
+        /// The next sequence the store expected.
+        expected: u64,
+        /// What arrived.
+        got: u64,
+    },
+    /// The store's own data is unreadable.
+    #[error("corrupt store record: {0}")]
+    Corrupt(String),
+    /// A lock was poisoned by a panic in another thread.
+    #[error("store lock poisoned")]
+    Poisoned,
+}
+
+/// What an ingest did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IngestReport {
+    /// Events newly stored.
+    pub stored: usize,
+    /// Events already present (same source and sequence), skipped.
+    pub duplicates: usize,
+}
+
+/// Options for opening a store.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// sled page cache in bytes. Set deliberately: sled's default is 1 GiB.
+    pub cache_bytes: u64,
+    /// How often sled flushes to disk in the background, in milliseconds.
+    pub flush_every_ms: u64,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            cache_bytes: 64 * 1024 * 1024,
+            flush_every_ms: 500,
+        }
+    }
+}
+
+/// Writer-side caches, guarded by the writer lock.
+#[derive(Default)]
+struct Writer {
+    last: HashMap<u32, u64>,
+    next_source: u32,
+    next_type: u16,
+    count: u64,
+    bytes: u64,
+}
+
+/// Name/id dictionaries, read without the writer lock.
+#[derive(Default)]
+struct Dictionaries {
+    source_ids: HashMap<String, u32>,
+    source_names: HashMap<u32, String>,
+    type_ids: HashMap<String, u16>,
+    type_names: HashMap<u16, String>,
+}
+
+/// A handle to one store; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: sled::Db,
+    tree: sled::Tree,
+    writer: Mutex<Writer>,
+    dicts: RwLock<Dictionaries>,
+}
+
+/// One event to append as the producer: payload and time.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    /// The payload.
+    pub data: EventData,
+    /// Event time; `None` stamps now.
+    pub time: Option<DateTime<Utc>>,
+}
+
+impl From<EventData> for NewEvent {
+    fn from(data: EventData) -> Self {
+        Self { data, time: None }
+    }
+}
+
+/// An event this store just appended as producer.
+#[derive(Debug, Clone)]
+pub struct Appended {
+    /// Its sequence.
+    pub sequence: u64,
+    /// Its JSON text as stored and as it goes on the wire.
+    pub json: Arc<str>,
+}
+
+impl Store {
+    /// Opens (or creates) the store in `dir`.
+    pub fn open(dir: &Path, options: &StoreOptions) -> Result<Self, StoreError> {
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(options.cache_bytes)
+            .flush_every_ms(Some(options.flush_every_ms))
+            .mode(sled::Mode::HighThroughput)
+            .open()?;
+        let tree = db.open_tree("events")?;
+        let store = Self {
+            inner: Arc::new(Inner {
+                db,
+                tree,
+                writer: Mutex::new(Writer::default()),
+                dicts: RwLock::new(Dictionaries::default()),
+            }),
+        };
+        store.load_caches()?;
+        Ok(store)
+    }
+
+    fn load_caches(&self) -> Result<(), StoreError> {
+        let tree = &self.inner.tree;
+        let mut w = self.writer()?;
+        let mut d = self.inner.dicts.write().map_err(|_| StoreError::Poisoned)?;
+        for item in tree.scan_prefix([keys::SOURCE_BY_NAME]) {
+            let (k, v) = item?;
+            let name = String::from_utf8_lossy(&k[1..]).into_owned();
+            let id = u32::from_be_bytes(
+                v.as_ref()
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt("source id".into()))?,
+            );
+            w.next_source = w.next_source.max(id + 1);
+            d.source_ids.insert(name.clone(), id);
+            d.source_names.insert(id, name);
+        }
+        for item in tree.scan_prefix([keys::TYPE_BY_NAME]) {
+            let (k, v) = item?;
+            let name = String::from_utf8_lossy(&k[1..]).into_owned();
+            let id = u16::from_be_bytes(
+                v.as_ref()
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt("type id".into()))?,
+            );
+            w.next_type = w.next_type.max(id + 1);
+            d.type_ids.insert(name.clone(), id);
+            d.type_names.insert(id, name);
+        }
+        for item in tree.scan_prefix([keys::LAST]) {
+            let (k, v) = item?;
+            let id = u32::from_be_bytes(
+                k[1..]
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt("last key".into()))?,
+            );
+            let seq = keys::u64_value(&v).ok_or_else(|| StoreError::Corrupt("last".into()))?;
+            w.last.insert(id, seq);
+        }
+        w.count = self.counter(COUNT)?;
+        w.bytes = self.counter(BYTES)?;
+        Ok(())
+    }
+
+    fn counter(&self, name: &str) -> Result<u64, StoreError> {
+        Ok(self
+            .inner
+            .tree
+            .get(keys::counter(name))?
+            .and_then(|v| keys::u64_value(&v))
+            .unwrap_or(0))
+    }
+
+    fn writer(&self) -> Result<std::sync::MutexGuard<'_, Writer>, StoreError> {
+        self.inner.writer.lock().map_err(|_| StoreError::Poisoned)
+    }
+
+    /// Stores events received from other sources. Events already stored are skipped; an event
+    /// that would leave a hole in its source's sequence is refused with [`StoreError::Gap`] (the
+    /// events before it in the batch are still stored, atomically).
+    pub fn ingest<S: AsRef<str>>(&self, events: &[S]) -> Result<IngestReport, StoreError> {
+        let mut views = Vec::with_capacity(events.len());
+        let mut first_error = None;
+        for text in events {
+            match EventView::parse(text.as_ref()) {
+                Ok(v) => views.push((v, text.as_ref())),
+                Err(e) => {
+                    first_error = Some(StoreError::View(e));
+                    break;
+                }
+            }
+        }
+        let mut w = self.writer()?;
+        let mut batch = state::BatchBuilder::new(self);
+        let mut report = IngestReport::default();
+        for (view, text) in &views {
+            let source = self.source_id_locked(&mut w, &mut batch, &view.source)?;
+            let last = batch.last(&w, source);
+            if view.sequence <= last {
+                report.duplicates += 1;
+                continue;
+            }
+            // The first event of a never-seen source may start anywhere (the producer pruned
+            // older events); after that, sequences must be contiguous.
+            if last != 0 && view.sequence != last + 1 {
+                first_error = Some(StoreError::Gap {
+                    source_name: view.source.to_string(),
+                    expected: last + 1,
+                    got: view.sequence,
+                });
+                break;
+            }
+            batch.add_event(&mut w, source, view, text)?;
+            report.stored += 1;
+        }
+        batch.commit(&mut w)?;
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(report),
+        }
+    }
+
+    /// Appends events as the producer of `source`: assigns the next sequences, stamps time,
+    /// keeps payloads within the limits, stores them atomically together with `extra` metadata,
+    /// and calls `on_stored` with the stored events while still holding the writer lock (so a
+    /// publisher's live fan-out sees events in sequence order).
+    pub fn append(
+        &self,
+        source: &str,
+        events: Vec<NewEvent>,
+        extra: &[(&str, Vec<u8>)],
+        on_stored: impl FnOnce(&[Appended]),
+    ) -> Result<Vec<Appended>, StoreError> {
+        let mut w = self.writer()?;
+        let mut batch = state::BatchBuilder::new(self);
+        let source_id = self.source_id_locked(&mut w, &mut batch, source)?;
+        let mut seq = batch.last(&w, source_id);
+        let mut appended = Vec::with_capacity(events.len());
+        for event in events {
+            seq += 1;
+            let mut envelope = Envelope::new(
+                source,
+                seq,
+                event.time.unwrap_or_else(Utc::now),
+                &event.data,
+            );
+            limits::fit_payload(&mut envelope.data, limits::MAX_FRAME_BYTES - 2048);
+            let json: Arc<str> = Arc::from(envelope.to_json());
+            let view = EventView::parse(&json)?;
+            batch.add_event(&mut w, source_id, &view, &json)?;
+            appended.push(Appended {
+                sequence: seq,
+                json: json.clone(),
+            });
+        }
+        for (name, value) in extra {
+            batch.put_extra(name, value);
+        }
+        batch.commit(&mut w)?;
+        on_stored(&appended);
+        Ok(appended)
+    }
+
+    /// Moves a source's resume position forward without events, when its producer says the
+    /// events in between were pruned there and can never be had.
+    pub fn skip_to(&self, source: &str, sequence: u64) -> Result<(), StoreError> {
+        let mut w = self.writer()?;
+        let mut batch = state::BatchBuilder::new(self);
+        let id = self.source_id_locked(&mut w, &mut batch, source)?;
+        if w.last.get(&id).copied().unwrap_or(0) < sequence {
+            batch.set_last(id, sequence);
+            batch.commit(&mut w)?;
+        }
+        Ok(())
+    }
+
+    fn source_id_locked(
+        &self,
+        w: &mut Writer,
+        batch: &mut state::BatchBuilder<'_>,
+        name: &str,
+    ) -> Result<u32, StoreError> {
+        if let Some(id) = self.source_id(name) {
+            return Ok(id);
+        }
+        if let Some(id) = batch.pending_source(name) {
+            return Ok(id);
+        }
+        let id = w.next_source;
+        w.next_source += 1;
+        batch.new_source(name, id);
+        Ok(id)
+    }
+
+    fn type_id_locked(
+        &self,
+        w: &mut Writer,
+        batch: &mut state::BatchBuilder<'_>,
+        name: &str,
+    ) -> u16 {
+        if let Some(id) = self.type_id(name) {
+            return id;
+        }
+        if let Some(id) = batch.pending_type(name) {
+            return id;
+        }
+        let id = w.next_type;
+        w.next_type += 1;
+        batch.new_type(name, id);
+        id
+    }
+
+    /// Publishes new dictionary entries after their batch is durable in sled.
+    fn publish_dicts(
+        &self,
+        sources: &[(String, u32)],
+        types: &[(String, u16)],
+    ) -> Result<(), StoreError> {
+        if sources.is_empty() && types.is_empty() {
+            return Ok(());
+        }
+        let mut d = self.inner.dicts.write().map_err(|_| StoreError::Poisoned)?;
+        for (name, id) in sources {
+            d.source_ids.insert(name.clone(), *id);
+            d.source_names.insert(*id, name.clone());
+        }
+        for (name, id) in types {
+            d.type_ids.insert(name.clone(), *id);
+            d.type_names.insert(*id, name.clone());
+        }
+        Ok(())
+    }
+
+    /// The id of a known source.
+    pub fn source_id(&self, name: &str) -> Option<u32> {
+        self.inner.dicts.read().ok()?.source_ids.get(name).copied()
+    }
+
+    /// The name of a source id.
+    pub fn source_name(&self, id: u32) -> Option<String> {
+        self.inner.dicts.read().ok()?.source_names.get(&id).cloned()
+    }
+
+    /// The id of a known type.
+    pub fn type_id(&self, name: &str) -> Option<u16> {
+        self.inner.dicts.read().ok()?.type_ids.get(name).copied()
+    }
+
+    /// Every source this store has events or a resume position for.
+    pub fn sources(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .inner
+            .dicts
+            .read()
+            .map(|d| d.source_ids.keys().cloned().collect())
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+
+    /// Every event type seen.
+    pub fn types(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .inner
+            .dicts
+            .read()
+            .map(|d| d.type_ids.keys().cloned().collect())
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+
+    /// The last stored sequence of a source (0 when none): resume right after it.
+    pub fn last_sequence(&self, source: &str) -> u64 {
+        let Some(id) = self.source_id(source) else {
+            return 0;
+        };
+        self.inner
+            .writer
+            .lock()
+            .map(|w| w.last.get(&id).copied().unwrap_or(0))
+            .unwrap_or(0)
+    }
+
+    /// Number of events stored.
+    pub fn count(&self) -> u64 {
+        self.inner.writer.lock().map(|w| w.count).unwrap_or(0)
+    }
+
+    /// Bytes of event JSON stored (what retention by size counts).
+    pub fn stored_bytes(&self) -> u64 {
+        self.inner.writer.lock().map(|w| w.bytes).unwrap_or(0)
+    }
+
+    /// Reads a role's extra metadata.
+    pub fn extra(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.inner.tree.get(keys::extra(name))?.map(|v| v.to_vec()))
+    }
+
+    /// Forces everything written so far to disk.
+    pub fn flush(&self) -> Result<usize, StoreError> {
+        Ok(self.inner.db.flush()?)
+    }
+
+    /// Bytes the store occupies on disk.
+    pub fn size_on_disk(&self) -> u64 {
+        self.inner.db.size_on_disk().unwrap_or(0)
+    }
+}
