@@ -296,6 +296,15 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_example_parses_and_grants_its_example_token() {
+        let text = include_str!("../assets/mcpsoc.toml");
+        let c = Config::parse(text, Path::new("assets/mcpsoc.toml")).unwrap();
+        let table = c.replay.stream.unwrap().token_table().unwrap();
+        let grant = table.authenticate("example-approver-token").unwrap();
+        assert_eq!(grant.role, Role::Approver);
+    }
+
+    #[test]
     fn bad_token_hash_is_refused() {
         let text = "[[replay.stream.subscribers]]\nname = \"x\"\nrole = \"viewer\"\ntoken_sha256 = \"abc\"\n";
         let c = Config::parse(text, Path::new("c.toml")).unwrap();
