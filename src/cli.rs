@@ -28,7 +28,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Terminal UI over gateway and monitor streams: live tool calls, alerts, sessions, approvals.
-    Console,
+    Console(ConsoleArgs),
     /// MCP security reverse proxy: enforces token, session and tool-pinning rules, publishes events.
     Gateway,
     /// Detectors over gateway streams (poisoning, injection, secrets, hijack), publishes alerts.
@@ -42,6 +42,35 @@ pub enum Command {
     /// Creates stream tokens and their SHA-256 for the configuration.
     #[command(subcommand)]
     Token(TokenCommand),
+}
+
+/// `mcpsoc console`.
+#[derive(Debug, Args, Default)]
+pub struct ConsoleArgs {
+    /// A source to show, `NAME=ws://host:port/stream` (repeatable; adds to the config's).
+    #[arg(long = "source", value_name = "NAME=URL")]
+    pub sources: Vec<String>,
+    /// Token file of a source given by --source, `NAME=PATH` (tokens never go on the command line).
+    #[arg(long = "token-file", value_name = "NAME=PATH")]
+    pub token_files: Vec<String>,
+    /// Environment variable holding a source's token, `NAME=VAR`.
+    #[arg(long = "token-env", value_name = "NAME=VAR")]
+    pub token_envs: Vec<String>,
+    /// Extra CA certificate (PEM) for a wss source, `NAME=PATH`.
+    #[arg(long = "ca-file", value_name = "NAME=PATH")]
+    pub ca_files: Vec<String>,
+    /// Browse the local store with no sources.
+    #[arg(long)]
+    pub offline: bool,
+    /// Send no commands (approve, acknowledge, revoke... are disabled).
+    #[arg(long)]
+    pub readonly: bool,
+    /// Theme: dark, light, high-contrast, or a theme file path.
+    #[arg(long, value_name = "NAME")]
+    pub theme: Option<String>,
+    /// Do not ring the terminal bell on new critical alerts.
+    #[arg(long)]
+    pub no_bell: bool,
 }
 
 /// `mcpsoc export`.

@@ -44,8 +44,8 @@ pub struct Config {
     pub gateway: RoleConfig,
     /// The monitor's alert stream and the gateway streams it reads.
     pub monitor: RoleConfig,
-    /// The console's sources.
-    pub console: RoleConfig,
+    /// The console: sources, theme, keys.
+    pub console: ConsoleConfig,
     /// `mcpsoc replay`'s stream.
     pub replay: RoleConfig,
 }
@@ -83,6 +83,51 @@ pub struct RoleConfig {
     pub stream: Option<PublisherConfig>,
     /// Streams this role subscribes to.
     pub sources: Vec<SourceConfig>,
+}
+
+/// The console's settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleConfig {
+    /// Streams to show.
+    pub sources: Vec<SourceConfig>,
+    /// Theme name (dark, light, high-contrast) or path of a theme file.
+    pub theme: String,
+    /// Ring the terminal bell on new critical alerts.
+    pub bell: bool,
+    /// Key bindings: action name to one key or a list of keys.
+    pub keys: std::collections::HashMap<String, KeyList>,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        Self {
+            sources: Vec::new(),
+            theme: "dark".into(),
+            bell: true,
+            keys: Default::default(),
+        }
+    }
+}
+
+/// One key or several, as written in `[console.keys]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum KeyList {
+    /// `quit = "q"`
+    One(String),
+    /// `quit = ["q", "ctrl-c"]`
+    Many(Vec<String>),
+}
+
+impl KeyList {
+    /// The keys as a list.
+    pub fn to_vec(&self) -> Vec<String> {
+        match self {
+            Self::One(k) => vec![k.clone()],
+            Self::Many(ks) => ks.clone(),
+        }
+    }
 }
 
 /// A publisher's listener and its subscribers.

@@ -178,14 +178,20 @@ impl Subscriber {
         self.status.clone()
     }
 
-    /// Sends a command and waits for its reply.
-    pub async fn command(&self, command: Command) -> Result<Reply, CommandSendError> {
-        let (tx, rx) = oneshot::channel();
-        self.commands
-            .send((command, tx))
-            .await
-            .map_err(|_| CommandSendError::Stopped)?;
-        rx.await.map_err(|_| CommandSendError::Stopped)?
+    /// Sends a command and waits for its reply (the future does not borrow the subscriber).
+    pub fn command(
+        &self,
+        command: Command,
+    ) -> impl std::future::Future<Output = Result<Reply, CommandSendError>> + Send + 'static {
+        let commands = self.commands.clone();
+        async move {
+            let (tx, rx) = oneshot::channel();
+            commands
+                .send((command, tx))
+                .await
+                .map_err(|_| CommandSendError::Stopped)?;
+            rx.await.map_err(|_| CommandSendError::Stopped)?
+        }
     }
 
     /// Stops the subscriber.

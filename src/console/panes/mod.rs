@@ -1,0 +1,89 @@
+//! One file per pane: its table and its detail view. Every cell from an event is sanitized.
+
+pub mod alerts;
+pub mod approvals;
+pub mod calls;
+pub mod other;
+pub mod sessions;
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Rect};
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table, TableState};
+
+use super::app::App;
+use super::sanitize;
+
+/// A sanitized cell cut to `width` columns.
+pub fn cell(text: &str, width: u16, style: Style) -> Cell<'static> {
+    Cell::from(Span::styled(
+        sanitize::truncate_to_width(&sanitize::line(text), width as usize),
+        style,
+    ))
+}
+
+/// Draws a pane's table with a title, header and the selection; an empty pane says why.
+pub fn table(
+    frame: &mut Frame<'_>,
+    app: &App,
+    area: Rect,
+    title: Line<'static>,
+    header: &[&str],
+    widths: &[Constraint],
+    rows: Vec<Row<'static>>,
+    selected: usize,
+    empty: &str,
+) {
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(app.theme.border)
+        .title(title);
+    if rows.is_empty() {
+        let text = if app.current().filter_text.is_empty() {
+            empty.to_string()
+        } else {
+            format!(
+                "nothing matches the filter `{}` (esc clears it)",
+                sanitize::line(&app.current().filter_text)
+            )
+        };
+        frame.render_widget(
+            Paragraph::new(Span::styled(text, app.theme.muted)).block(block),
+            area,
+        );
+        return;
+    }
+    let header = Row::new(
+        header
+            .iter()
+            .map(|h| Cell::from(Span::styled(h.to_string(), app.theme.header))),
+    );
+    let table = Table::new(rows, widths.to_vec())
+        .header(header)
+        .block(block)
+        .row_highlight_style(app.theme.selected)
+        .highlight_symbol("▶")
+        .column_spacing(1);
+    let mut state = TableState::default().with_selected(Some(selected));
+    frame.render_stateful_widget(table, area, &mut state);
+}
+
+/// The title of a pane: its name, counts and filter.
+pub fn title(app: &App, name: &str, counts: String) -> Line<'static> {
+    let mut spans = vec![
+        Span::styled(format!(" {name} "), app.theme.title),
+        Span::styled(format!("{counts} "), app.theme.muted),
+    ];
+    let filter = &app.current().filter_text;
+    if !filter.is_empty() {
+        spans.push(Span::styled(
+            format!(
+                "/{} ",
+                sanitize::truncate_to_width(&sanitize::line(filter), 40)
+            ),
+            app.theme.filter_prompt,
+        ));
+    }
+    Line::from(spans)
+}

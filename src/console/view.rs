@@ -1,0 +1,456 @@
+//! Drawing: reads [`App`] and nothing else. Layout: tabs with live counts, the pane, a status
+//! line (sources, rates, messages), and a footer of the keys that matter here (or the prompt).
+
+use std::time::Instant;
+
+use ratatui::Frame;
+use ratatui::layout::{Alignment, Constraint, Layout, Rect};
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
+
+use super::app::{App, MessageKind, Mode, Overlay, Pane};
+use super::keys::KeyAction;
+use super::panes;
+use super::sanitize;
+use crate::protocol::events::{AlertStatus, Severity};
+use crate::stream::LinkState;
+
+/// Smallest terminal the console draws in.
+pub const MIN_SIZE: (u16, u16) = (80, 24);
+
+/// Draws one frame.
+pub fn draw(frame: &mut Frame<'_>, app: &App) {
+    let area = frame.area();
+    frame.render_widget(Block::default().style(app.theme.base), area);
+    if area.width < MIN_SIZE.0 || area.height < MIN_SIZE.1 {
+        let text = format!(
+            "terminal too small: {}x{}, mcpsoc needs at least {}x{}",
+            area.width, area.height, MIN_SIZE.0, MIN_SIZE.1
+        );
+        let p = Paragraph::new(text)
+            .style(app.theme.warn)
+            .wrap(Wrap { trim: true })
+            .alignment(Alignment::Center);
+        let y = area.height / 2;
+        frame.render_widget(
+            p,
+            Rect {
+                x: area.x,
+                y: area.y + y.saturating_sub(1),
+                width: area.width,
+                height: 3.min(area.height),
+            },
+        );
+        return;
+    }
+    let [tabs, body, status, footer] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Min(5),
+        Constraint::Length(1),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    draw_tabs(frame, app, tabs);
+    match app.pane {
+        Pane::Calls => panes::calls::draw(frame, app, body),
+        Pane::Alerts => panes::alerts::draw(frame, app, body),
+        Pane::Sessions => panes::sessions::draw(frame, app, body),
+        Pane::Approvals => panes::approvals::draw(frame, app, body),
+        Pane::Other => panes::other::draw(frame, app, body),
+    }
+    draw_status(frame, app, status);
+    draw_footer(frame, app, footer);
+    match app.overlay {
+        Overlay::Help => draw_help(frame, app, body),
+        Overlay::Detail => draw_detail(frame, app, body),
+        Overlay::None => {}
+    }
+    if let Mode::Confirm { prompt, .. } = &app.mode {
+        draw_dialog(frame, app, body, prompt);
+    }
+    if let Mode::Contain { session, tool } = &app.mode {
+        let mut lines = vec!["Contain this alert:".to_string()];
+        if let Some(s) = session {
+            lines.push(format!(
+                "  s  revoke session ({})",
+                command_target(&s.command)
+            ));
+        }
+        if let Some(t) = tool {
+            lines.push(format!("  b  block tool ({})", command_target(&t.command)));
+        }
+        lines.push("  esc  cancel".into());
+        draw_dialog(frame, app, body, &lines.join("\n"));
+    }
+}
+
+fn command_target(command: &crate::protocol::Command) -> String {
+    match command {
+        crate::protocol::Command::RevokeSession { binding, .. } => sanitize::line(binding),
+        crate::protocol::Command::BlockTool { upstream, tool, .. } => {
+            sanitize::line(&format!("{upstream}/{tool}"))
+        }
+        other => other.action().to_string(),
+    }
+}
+
+fn draw_tabs(frame: &mut Frame<'_>, app: &App, area: Rect) {
+    let s = &app.snapshot;
+    let open = |sev: Severity| {
+        s.alerts
+            .iter()
+            .filter(|a| a.alert.severity == sev && a.alert.status != AlertStatus::Resolved)
+            .count()
+    };
+    let mut spans = vec![Span::styled(" mcpsoc ", app.theme.title)];
+    for pane in Pane::ALL {
+        let count = match pane {
+            Pane::Calls => {
+                let denied = s
+                    .calls
+                    .iter()
+                    .filter(|c| c.call.decision == crate::protocol::events::Decision::Deny)
+                    .count();
+                if denied > 0 {
+                    format!("{} ({denied} deny)", s.calls.len())
+                } else {
+                    s.calls.len().to_string()
+                }
+            }
+            Pane::Alerts => {
+                let (c, h, m) = (
+                    open(Severity::Critical),
+                    open(Severity::High),
+                    open(Severity::Medium),
+                );
+                let low = open(Severity::Low) + open(Severity::Info);
+                format!("{c}C {h}H {m}M {low}L")
+            }
+            Pane::Sessions => s.sessions.len().to_string(),
+            Pane::Approvals => s.changes.len().to_string(),
+            Pane::Other => s.other.len().to_string(),
+        };
+        let style = if pane == app.pane {
+            app.theme.selected
+        } else {
+            app.theme.muted
+        };
+        spans.push(Span::raw(" "));
+        spans.push(Span::styled(
+            format!(" {} {} {} ", pane.index() + 1, pane.title(), count),
+            style,
+        ));
+    }
+    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+fn draw_status(frame: &mut Frame<'_>, app: &App, area: Rect) {
+    let now = Instant::now();
+    let mut spans = Vec::new();
+    if app.offline {
+        spans.push(Span::styled(" offline ", app.theme.muted));
+    }
+    for s in &app.sources {
+        let (dot, style) = match &s.state {
+            LinkState::Live => ("●", app.theme.status_connected),
+            LinkState::Replaying { .. } | LinkState::Connecting => {
+                ("◐", app.theme.status_reconnecting)
+            }
+            LinkState::Reconnecting { .. } => ("○", app.theme.status_reconnecting),
+            LinkState::Refused { .. } => ("✕", app.theme.status_refused),
+        };
+        let age = s
+            .last_event
+            .map(|t| {
+                format!(
+                    " last {}",
+                    short_age(now.saturating_duration_since(t).as_secs())
+                )
+            })
+            .unwrap_or_default();
+        let label = sanitize::truncate_to_width(&sanitize::line(&s.state.label()), 40);
+        spans.push(Span::styled(
+            format!(" {dot} {} ", sanitize::line(&s.name)),
+            style,
+        ));
+        spans.push(Span::styled(
+            format!("{label} {:.0}/s{age} ", app.rate(&s.name)),
+            app.theme.muted,
+        ));
+    }
+    if app.readonly {
+        spans.push(Span::styled(" read-only ", app.theme.warn));
+    }
+    let mut line = Line::from(spans);
+    if let Some((text, kind)) = &app.message {
+        let style = match kind {
+            MessageKind::Info => app.theme.muted,
+            MessageKind::Ok => app.theme.ok,
+            MessageKind::Error => app.theme.error,
+        };
+        let room = (area.width as usize).saturating_sub(line.width() + 3);
+        if room > 10 {
+            line.spans.push(Span::raw(" │ "));
+            line.spans.push(Span::styled(
+                sanitize::truncate_to_width(&sanitize::line(text), room),
+                style,
+            ));
+        }
+    }
+    frame.render_widget(Paragraph::new(line), area);
+}
+
+fn short_age(secs: u64) -> String {
+    match secs {
+        0..60 => format!("{secs}s"),
+        60..3600 => format!("{}m", secs / 60),
+        _ => format!("{}h", secs / 3600),
+    }
+}
+
+/// The key hints of the current pane: `key label`, disabled ones marked with the reason.
+fn draw_footer(frame: &mut Frame<'_>, app: &App, area: Rect) {
+    let line = match &app.mode {
+        Mode::Filter { input, error } => {
+            let mut spans = vec![
+                Span::styled("/", app.theme.filter_prompt),
+                Span::raw(sanitize::line(input)),
+                Span::styled("█", app.theme.muted),
+            ];
+            if let Some(e) = error {
+                spans.push(Span::styled(
+                    format!("  {}", sanitize::line(e)),
+                    app.theme.error,
+                ));
+            } else {
+                spans.push(Span::styled(
+                    "  enter apply · esc cancel · user:alice tool:read* decision:deny",
+                    app.theme.muted,
+                ));
+            }
+            Line::from(spans)
+        }
+        Mode::Command { input } => Line::from(vec![
+            Span::styled(":", app.theme.filter_prompt),
+            Span::raw(sanitize::line(input)),
+            Span::styled("█", app.theme.muted),
+            Span::styled("  theme NAME · source · export FILE · q", app.theme.muted),
+        ]),
+        Mode::Reason { input, .. } => Line::from(vec![
+            Span::styled("reject reason (optional): ", app.theme.filter_prompt),
+            Span::raw(sanitize::line(input)),
+            Span::styled("█", app.theme.muted),
+            Span::styled("  enter send · esc cancel", app.theme.muted),
+        ]),
+        Mode::Confirm { .. } | Mode::Contain { .. } => {
+            Line::from(Span::styled("answer the question above", app.theme.muted))
+        }
+        Mode::Normal => {
+            let mut spans = Vec::new();
+            let mut hint = |action: KeyAction, label: &str| {
+                let key = app.keys.label(action);
+                match app.action_refusal(action) {
+                    None => {
+                        spans.push(Span::styled(format!(" {key}"), app.theme.footer_key));
+                        spans.push(Span::styled(format!(" {label} "), app.theme.footer_text));
+                    }
+                    Some(_) => {
+                        spans.push(Span::styled(format!(" {key} {label}✕ "), app.theme.muted));
+                    }
+                }
+            };
+            match app.pane {
+                Pane::Calls => {
+                    hint(KeyAction::Open, "detail");
+                    hint(KeyAction::JumpSession, "session");
+                    let calls = app.current();
+                    if calls.follow {
+                        hint(KeyAction::Pause, "pause");
+                    } else {
+                        hint(KeyAction::Follow, "follow");
+                    }
+                }
+                Pane::Alerts => {
+                    hint(KeyAction::Open, "detail");
+                    hint(KeyAction::Acknowledge, "ack");
+                    hint(KeyAction::Resolve, "resolve");
+                    hint(KeyAction::Contain, "contain");
+                }
+                Pane::Sessions => {
+                    hint(KeyAction::Open, "detail");
+                    hint(KeyAction::Revoke, "revoke");
+                }
+                Pane::Approvals => {
+                    hint(KeyAction::Open, "diff");
+                    hint(KeyAction::Approve, "approve");
+                    hint(KeyAction::Reject, "reject");
+                }
+                Pane::Other => hint(KeyAction::Open, "raw"),
+            }
+            hint(KeyAction::Filter, "filter");
+            hint(KeyAction::NextPane, "pane");
+            hint(KeyAction::Help, "help");
+            hint(KeyAction::Quit, "quit");
+            Line::from(spans)
+        }
+    };
+    frame.render_widget(Paragraph::new(line), area);
+}
+
+fn centered(area: Rect, width: u16, height: u16) -> Rect {
+    let w = width.min(area.width);
+    let h = height.min(area.height);
+    Rect {
+        x: area.x + (area.width - w) / 2,
+        y: area.y + (area.height - h) / 2,
+        width: w,
+        height: h,
+    }
+}
+
+fn draw_dialog(frame: &mut Frame<'_>, app: &App, area: Rect, text: &str) {
+    let lines: Vec<Line> = text
+        .lines()
+        .map(|l| Line::from(sanitize::line(l)))
+        .collect();
+    let width = lines.iter().map(|l| l.width() as u16).max().unwrap_or(20) + 4;
+    let rect = centered(area, width.max(30), lines.len() as u16 + 2);
+    frame.render_widget(Clear, rect);
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(app.theme.warn)
+        .title(" confirm ");
+    frame.render_widget(
+        Paragraph::new(lines)
+            .block(block)
+            .style(app.theme.base)
+            .wrap(Wrap { trim: false }),
+        rect,
+    );
+}
+
+fn draw_help(frame: &mut Frame<'_>, app: &App, area: Rect) {
+    let mut lines = vec![
+        Line::from(Span::styled(
+            format!("{} — keys", app.pane.title()),
+            app.theme.title,
+        )),
+        Line::from(""),
+    ];
+    let mut row = |action: KeyAction| {
+        let keys = app.keys.labels(action);
+        let mut spans = vec![
+            Span::styled(format!("{keys:>14}  "), app.theme.help_key),
+            Span::styled(action.help().to_string(), app.theme.help_text),
+        ];
+        if let Some(why) = app.action_refusal(action) {
+            spans.push(Span::styled(
+                format!("  (disabled: {why})"),
+                app.theme.muted,
+            ));
+        }
+        lines.push(Line::from(spans));
+    };
+    for action in app.pane.actions() {
+        row(*action);
+    }
+    for action in [
+        KeyAction::Open,
+        KeyAction::Back,
+        KeyAction::Up,
+        KeyAction::Down,
+        KeyAction::PageUp,
+        KeyAction::PageDown,
+        KeyAction::Top,
+        KeyAction::Bottom,
+        KeyAction::Pause,
+        KeyAction::Follow,
+        KeyAction::Filter,
+        KeyAction::Command,
+        KeyAction::NextPane,
+        KeyAction::PrevPane,
+        KeyAction::PaneCalls,
+        KeyAction::PaneAlerts,
+        KeyAction::PaneSessions,
+        KeyAction::PaneApprovals,
+        KeyAction::Help,
+        KeyAction::Quit,
+    ] {
+        row(action);
+    }
+    lines.push(Line::from(""));
+    lines.push(Line::from(Span::styled(
+        "filter: user:alice tool:read* decision:deny -status:resolved severity:>=high \"free text\"",
+        app.theme.muted,
+    )));
+    lines.push(Line::from(Span::styled(
+        "commands: :theme NAME  :source  :export FILE  :q",
+        app.theme.muted,
+    )));
+    let rect = centered(area, 78, lines.len() as u16 + 2);
+    frame.render_widget(Clear, rect);
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(app.theme.border)
+        .title(" help · any key closes ");
+    frame.render_widget(
+        Paragraph::new(lines).block(block).style(app.theme.base),
+        rect,
+    );
+}
+
+fn draw_detail(frame: &mut Frame<'_>, app: &App, area: Rect) {
+    let (title, lines) = match app.pane {
+        Pane::Calls => panes::calls::detail(app),
+        Pane::Alerts => panes::alerts::detail(app),
+        Pane::Sessions => panes::sessions::detail(app),
+        Pane::Approvals => panes::approvals::detail(app),
+        Pane::Other => panes::other::detail(app),
+    };
+    frame.render_widget(Clear, area);
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(app.theme.border)
+        .title(Span::styled(
+            format!(" {title} · esc closes "),
+            app.theme.title,
+        ));
+    let p = Paragraph::new(lines)
+        .block(block)
+        .style(app.theme.base)
+        .wrap(Wrap { trim: false })
+        .scroll((app.detail_scroll, 0));
+    frame.render_widget(p, area);
+}
+
+/// A `label: value` detail line, the value sanitized.
+pub fn field(app: &App, label: &str, value: &str) -> Line<'static> {
+    Line::from(vec![
+        Span::styled(format!("{label:>14}: "), app.theme.header),
+        Span::raw(sanitize::line(value)),
+    ])
+}
+
+/// Pretty JSON as sanitized lines, indented.
+pub fn json_lines(value: &serde_json::Value, style: Style) -> Vec<Line<'static>> {
+    let text = serde_json::to_string_pretty(value).unwrap_or_default();
+    sanitize::multiline(&text)
+        .into_iter()
+        .map(|l| Line::from(Span::styled(format!("  {l}"), style)))
+        .collect()
+}
+
+/// Formats an event time as `HH:MM:SS` UTC.
+pub fn clock(time_ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(time_ms)
+        .map(|t| t.format("%H:%M:%S").to_string())
+        .unwrap_or_default()
+}
+
+/// Formats an event time as `YYYY-MM-DD HH:MM:SS.mmm UTC`.
+pub fn full_time(time_ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(time_ms)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S%.3f UTC").to_string())
+        .unwrap_or_default()
+}
