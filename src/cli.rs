@@ -59,6 +59,9 @@ pub struct ConsoleArgs {
     /// Extra CA certificate (PEM) for a wss source, `NAME=PATH`.
     #[arg(long = "ca-file", value_name = "NAME=PATH")]
     pub ca_files: Vec<String>,
+    /// Pin a wss source's certificate by the SHA-256 of its public key, `NAME=HEX`.
+    #[arg(long = "pin", value_name = "NAME=HEX")]
+    pub pins: Vec<String>,
     /// Browse the local store with no sources.
     #[arg(long)]
     pub offline: bool,

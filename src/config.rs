@@ -199,6 +199,9 @@ pub struct SourceConfig {
     /// Extra CA certificate (PEM) to trust for wss.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+    /// Pin the publisher's certificate by the SHA-256 of its public key (64 hex digits).
+    #[serde(default)]
+    pub pin_sha256: Option<String>,
 }
 
 impl PublisherConfig {

@@ -92,6 +92,7 @@ fn source_specs(config: &Config, args: &ConsoleArgs) -> anyhow::Result<Vec<Sourc
             token_file: None,
             token_env: None,
             ca_file: None,
+            pin_sha256: None,
         });
     }
     for (name, path) in pairs(&args.token_files, "--token-file")? {
@@ -108,6 +109,13 @@ fn source_specs(config: &Config, args: &ConsoleArgs) -> anyhow::Result<Vec<Sourc
             .ok_or_else(|| anyhow::anyhow!("--token-env {name}: no source named {name}"))?;
         source.token_env = Some(var.to_string());
     }
+    for (name, pin) in pairs(&args.pins, "--pin")? {
+        let source = sources
+            .iter_mut()
+            .find(|s| s.name == name)
+            .ok_or_else(|| anyhow::anyhow!("--pin {name}: no source named {name}"))?;
+        source.pin_sha256 = Some(pin.to_string());
+    }
     for (name, path) in pairs(&args.ca_files, "--ca-file")? {
         let source = sources
             .iter_mut()
@@ -119,11 +127,18 @@ fn source_specs(config: &Config, args: &ConsoleArgs) -> anyhow::Result<Vec<Sourc
         .into_iter()
         .map(|s| {
             let token = s.token().map_err(|e| anyhow::anyhow!(e))?;
+            let pin_sha256 = s
+                .pin_sha256
+                .as_deref()
+                .map(crate::stream::tls::parse_pin)
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("source {}: {e}", s.name))?;
             Ok(SourceSpec {
                 name: s.name,
                 url: s.url,
                 token,
                 ca_file: s.ca_file,
+                pin_sha256,
             })
         })
         .collect()

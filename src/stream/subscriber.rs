@@ -101,6 +101,8 @@ pub struct SourceSpec {
     pub token: String,
     /// Extra CA for wss.
     pub ca_file: Option<PathBuf>,
+    /// SHA-256 of the publisher certificate's public key (SPKI), checked on top of the chain.
+    pub pin_sha256: Option<[u8; 32]>,
 }
 
 /// Tuning.
@@ -294,7 +296,7 @@ async fn connect_and_stream(
     .map_err(|e| failed(format!("cannot reach {host}:{port}: {e}")))?;
     let _ = tcp.set_nodelay(true);
     if tls {
-        let connector = super::tls::client_connector(spec.ca_file.as_deref())
+        let connector = super::tls::client_connector(spec.ca_file.as_deref(), spec.pin_sha256)
             .map_err(|e| failed(e.to_string()))?;
         let name = rustls_pki_types::ServerName::try_from(host.clone())
             .map_err(|e| failed(format!("bad TLS server name {host}: {e}")))?;
