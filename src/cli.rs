@@ -39,6 +39,8 @@ pub enum Command {
     Export(ExportArgs),
     /// Publishes the events of a JSON-lines file (or stdin) as a stream source.
     Replay(ReplayArgs),
+    /// Runs the monitor's detectors over a labelled corpus and prints precision and recall.
+    Eval(EvalArgs),
     /// Creates stream tokens and their SHA-256 for the configuration.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -74,6 +76,17 @@ pub struct ConsoleArgs {
     /// Do not ring the terminal bell on new critical alerts.
     #[arg(long)]
     pub no_bell: bool,
+}
+
+/// `mcpsoc eval`.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// Corpus file: JSON lines, one labelled case per line (see tests/corpus/).
+    #[arg(long, value_name = "FILE")]
+    pub corpus: PathBuf,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `mcpsoc export`.

@@ -68,6 +68,7 @@ fn run(
         Command::Demo => anyhow::bail!("mcpsoc demo is not available yet in this build"),
         Command::Export(args) => mcpsoc::export::run(&config, data, &args),
         Command::Replay(args) => mcpsoc::replay::run(&config, data, &args),
+        Command::Eval(args) => mcpsoc::monitor::eval::run(&config, &args),
         Command::Token(command) => mcpsoc::token::run(&command),
     }
 }
