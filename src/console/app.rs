@@ -231,7 +231,7 @@ pub enum Action {
     /// The terminal was resized.
     Resize(u16, u16),
     /// The shell loaded a theme (`:theme`).
-    ThemeLoaded(Result<(String, Theme), String>),
+    ThemeLoaded(Result<(String, Box<Theme>), String>),
     /// The shell finished an export.
     Exported(Result<String, String>),
 }
@@ -494,7 +494,7 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
         Action::ThemeLoaded(result) => {
             match result {
                 Ok((name, theme)) => {
-                    app.theme = theme;
+                    app.theme = *theme;
                     app.message = Some((format!("theme {name}"), MessageKind::Ok));
                     app.theme_name = name;
                 }

@@ -387,7 +387,7 @@ impl DataWorker {
             .iter()
             .filter_map(|r| session_row(r, &name(r)))
             .collect();
-        sessions.sort_by(|a, b| b.time_ms.cmp(&a.time_ms));
+        sessions.sort_by_key(|r| std::cmp::Reverse(r.time_ms));
         self.state.sessions = sessions;
         self.state.changes = store
             .pending_changes(STATE_LIMIT)
@@ -436,7 +436,7 @@ impl DataWorker {
                 }
             }
         }
-        other.sort_by(|a, b| b.time_ms.cmp(&a.time_ms));
+        other.sort_by_key(|r| std::cmp::Reverse(r.time_ms));
         other.truncate(STATE_LIMIT);
         self.state.other = other;
     }

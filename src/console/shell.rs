@@ -184,7 +184,7 @@ fn carry_out(
                         } else {
                             t
                         };
-                        (name, t)
+                        (name, Box::new(t))
                     });
                 let _ = actions.send(Action::ThemeLoaded(loaded));
             });

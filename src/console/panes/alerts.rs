@@ -6,7 +6,7 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Row;
 
-use super::{cell, table, title};
+use super::{TableSpec, cell, table, title};
 use crate::console::app::{App, Pane, Target};
 use crate::console::sanitize;
 use crate::console::view::{clock, field, full_time};
@@ -106,12 +106,14 @@ pub fn draw(frame: &mut Frame<'_>, app: &App, area: Rect) {
         frame,
         app,
         area,
-        title(app, "Alerts", counts),
-        &["sev", "status", "time", "rule", "owasp", "summary"],
-        &WIDTHS,
-        rows,
-        state.selected,
-        "no alerts — the monitor has found nothing (or is not connected)",
+        TableSpec {
+            title: title(app, "Alerts", counts),
+            header: &["sev", "status", "time", "rule", "owasp", "summary"],
+            widths: &WIDTHS,
+            rows,
+            selected: state.selected,
+            empty: "no alerts — the monitor has found nothing (or is not connected)",
+        },
     );
 }
 

@@ -9,13 +9,13 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Row;
 
 use super::alerts::{evidence_line, severity_label, severity_style};
-use super::{cell, table, title};
+use super::{TableSpec, cell, table, title};
 use crate::console::app::{App, Pane, Target};
 use crate::console::data::{AlertRow, ChangeRow};
 use crate::console::keys::KeyAction;
 use crate::console::sanitize::{self, SegmentKind};
 use crate::console::view::{clock, field, full_time, json_lines};
-use crate::console::widgets::diff::{self, Change, ChangeKind};
+use crate::console::widgets::diff::{self, ChangeKind};
 use crate::protocol::events::AlertStatus;
 
 const WIDTHS: [Constraint; 7] = [
@@ -107,18 +107,20 @@ pub fn draw(frame: &mut Frame<'_>, app: &App, area: Rect) {
         frame,
         app,
         area,
-        title(
-            app,
-            "Approvals",
-            format!("{} pending, oldest first", state.visible.len()),
-        ),
-        &[
-            "since", "server", "tool", "kind", "proposed", "findings", "status",
-        ],
-        &WIDTHS,
-        rows,
-        state.selected,
-        "no pending tool changes",
+        TableSpec {
+            title: title(
+                app,
+                "Approvals",
+                format!("{} pending, oldest first", state.visible.len()),
+            ),
+            header: &[
+                "since", "server", "tool", "kind", "proposed", "findings", "status",
+            ],
+            widths: &WIDTHS,
+            rows,
+            selected: state.selected,
+            empty: "no pending tool changes",
+        },
     );
 }
 
@@ -198,27 +200,10 @@ pub fn detail(app: &App) -> (String, Vec<Line<'static>>) {
         },
         if hidden { app.theme.hidden_char } else { app.theme.header },
     )));
-    let mut current: Vec<Span<'static>> = vec![Span::raw("  ")];
-    for span in diff::word_diff(old_desc, new_desc) {
-        let style = match span.change {
-            Change::Same => app.theme.base,
-            Change::Added => app.theme.added,
-            Change::Removed => app.theme.removed,
-        };
-        // Keep the diff's own line breaks; every piece is sanitized and invisible characters
-        // are shown as placeholders.
-        let mut parts = span.text.split('\n').peekable();
-        while let Some(part) = parts.next() {
-            current.extend(revealed(app, part, style));
-            if parts.peek().is_some() {
-                lines.push(Line::from(std::mem::replace(
-                    &mut current,
-                    vec![Span::raw("  ")],
-                )));
-            }
-        }
+    for mut line in diff::render_word_diff(&diff::word_diff(old_desc, new_desc), &app.theme).lines {
+        line.spans.insert(0, Span::raw("  "));
+        lines.push(line);
     }
-    lines.push(Line::from(current));
     lines.push(Line::from(""));
     for (label, key) in [
         ("input schema", "inputSchema"),

@@ -5,7 +5,7 @@ use ratatui::layout::{Constraint, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Row;
 
-use super::{cell, table, title};
+use super::{TableSpec, cell, table, title};
 use crate::console::app::{App, Pane};
 use crate::console::view::{clock, field, full_time, json_lines};
 use crate::protocol::events::{CallPhase, Decision};
@@ -87,14 +87,16 @@ pub fn draw(frame: &mut Frame<'_>, app: &App, area: Rect) {
         frame,
         app,
         area,
-        heading,
-        &[
-            "time UTC", "user", "session", "server", "tool", "dec", "latency", "err",
-        ],
-        &WIDTHS,
-        rows,
-        state.selected,
-        "no tool calls yet — waiting for events from the sources",
+        TableSpec {
+            title: heading,
+            header: &[
+                "time UTC", "user", "session", "server", "tool", "dec", "latency", "err",
+            ],
+            widths: &WIDTHS,
+            rows,
+            selected: state.selected,
+            empty: "no tool calls yet — waiting for events from the sources",
+        },
     );
 }
 

@@ -23,25 +23,31 @@ pub fn cell(text: &str, width: u16, style: Style) -> Cell<'static> {
     ))
 }
 
+/// What a pane's table shows.
+pub struct TableSpec<'a> {
+    /// Title line with counts.
+    pub title: Line<'static>,
+    /// Column names.
+    pub header: &'a [&'a str],
+    /// Column widths.
+    pub widths: &'a [Constraint],
+    /// The rows, already sanitized.
+    pub rows: Vec<Row<'static>>,
+    /// Selected row.
+    pub selected: usize,
+    /// What to say when there are no rows and no filter.
+    pub empty: &'a str,
+}
+
 /// Draws a pane's table with a title, header and the selection; an empty pane says why.
-pub fn table(
-    frame: &mut Frame<'_>,
-    app: &App,
-    area: Rect,
-    title: Line<'static>,
-    header: &[&str],
-    widths: &[Constraint],
-    rows: Vec<Row<'static>>,
-    selected: usize,
-    empty: &str,
-) {
+pub fn table(frame: &mut Frame<'_>, app: &App, area: Rect, spec: TableSpec<'_>) {
     let block = Block::default()
         .borders(Borders::ALL)
         .border_style(app.theme.border)
-        .title(title);
-    if rows.is_empty() {
+        .title(spec.title);
+    if spec.rows.is_empty() {
         let text = if app.current().filter_text.is_empty() {
-            empty.to_string()
+            spec.empty.to_string()
         } else {
             format!(
                 "nothing matches the filter `{}` (esc clears it)",
@@ -55,17 +61,17 @@ pub fn table(
         return;
     }
     let header = Row::new(
-        header
+        spec.header
             .iter()
             .map(|h| Cell::from(Span::styled(h.to_string(), app.theme.header))),
     );
-    let table = Table::new(rows, widths.to_vec())
+    let table = Table::new(spec.rows, spec.widths.to_vec())
         .header(header)
         .block(block)
         .row_highlight_style(app.theme.selected)
         .highlight_symbol("▶")
         .column_spacing(1);
-    let mut state = TableState::default().with_selected(Some(selected));
+    let mut state = TableState::default().with_selected(Some(spec.selected));
     frame.render_stateful_widget(table, area, &mut state);
 }
 

@@ -5,7 +5,7 @@ use ratatui::layout::{Constraint, Rect};
 use ratatui::text::Line;
 use ratatui::widgets::Row;
 
-use super::{cell, table, title};
+use super::{TableSpec, cell, table, title};
 use crate::console::app::{App, Pane};
 use crate::console::view::{clock, field, full_time, json_lines};
 
@@ -30,21 +30,23 @@ pub fn draw(frame: &mut Frame<'_>, app: &App, area: Rect) {
         frame,
         app,
         area,
-        title(
-            app,
-            "Other events (unknown types, raw)",
-            format!("{}", state.visible.len()),
-        ),
-        &["time", "source", "type", "event"],
-        &[
-            Constraint::Length(8),
-            Constraint::Length(20),
-            Constraint::Length(28),
-            Constraint::Min(10),
-        ],
-        rows,
-        state.selected,
-        "no events of unknown types",
+        TableSpec {
+            title: title(
+                app,
+                "Other events (unknown types, raw)",
+                format!("{}", state.visible.len()),
+            ),
+            header: &["time", "source", "type", "event"],
+            widths: &[
+                Constraint::Length(8),
+                Constraint::Length(20),
+                Constraint::Length(28),
+                Constraint::Min(10),
+            ],
+            rows,
+            selected: state.selected,
+            empty: "no events of unknown types",
+        },
     );
 }
 

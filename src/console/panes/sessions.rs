@@ -6,7 +6,7 @@ use ratatui::layout::{Constraint, Rect};
 use ratatui::text::Line;
 use ratatui::widgets::Row;
 
-use super::{cell, table, title};
+use super::{TableSpec, cell, table, title};
 use crate::console::app::{App, Pane, Target};
 use crate::console::view::{clock, field, full_time};
 use crate::protocol::events::SessionChange;
@@ -92,14 +92,16 @@ pub fn draw(frame: &mut Frame<'_>, app: &App, area: Rect) {
         frame,
         app,
         area,
-        title(app, "Sessions", counts),
-        &[
-            "binding", "client", "server", "created", "last", "calls", "reuse", "state",
-        ],
-        &WIDTHS,
-        rows,
-        state.selected,
-        "no session bindings yet",
+        TableSpec {
+            title: title(app, "Sessions", counts),
+            header: &[
+                "binding", "client", "server", "created", "last", "calls", "reuse", "state",
+            ],
+            widths: &WIDTHS,
+            rows,
+            selected: state.selected,
+            empty: "no session bindings yet",
+        },
     );
 }
 
