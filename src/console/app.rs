@@ -991,6 +991,12 @@ fn on_normal_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
             if app.row_count(app.pane) > 0 {
                 app.overlay = Overlay::Detail;
                 app.detail_scroll = 0;
+                // The detail shows the selected call: stop following, or the next call to
+                // arrive would take its place under the reader's eyes.
+                if app.pane == Pane::Calls {
+                    app.current_mut().follow = false;
+                    remember_anchor(app, Pane::Calls);
+                }
             }
             Vec::new()
         }
