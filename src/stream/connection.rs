@@ -131,7 +131,7 @@ where
     let hello = ServerControl::Hello(Hello {
         protocol: STREAM_PROTOCOL.into(),
         source: shared.options.source.clone(),
-        head: shared.store.last_sequence(&shared.options.source),
+        head: shared.durable.load(Ordering::SeqCst),
         first: shared
             .store
             .first_sequence(&shared.options.source)
@@ -293,10 +293,14 @@ where
         let source = shared.options.source.clone();
         let after = position.sent;
         let page = shared.options.replay_page;
-        let events = tokio::task::spawn_blocking(move || store.events_after(&source, after, page))
-            .await
-            .map_err(|e| Close::new(CloseCode::Error, format!("replay failed: {e}")))?
-            .map_err(|e| Close::new(CloseCode::Error, format!("replay failed: {e}")))?;
+        // Only what is on disk; later events come on the live channel once they are.
+        let durable = shared.durable.load(Ordering::SeqCst);
+        let mut events =
+            tokio::task::spawn_blocking(move || store.events_after(&source, after, page))
+                .await
+                .map_err(|e| Close::new(CloseCode::Error, format!("replay failed: {e}")))?
+                .map_err(|e| Close::new(CloseCode::Error, format!("replay failed: {e}")))?;
+        events.retain(|e| e.sequence <= durable);
         if events.is_empty() {
             return Ok(());
         }

@@ -117,6 +117,9 @@ pub(super) struct Shared {
     pub owner: Option<mpsc::Sender<CommandRequest>>,
     pub stats: PublisherStats,
     pub started: Instant,
+    /// Highest sequence known to be on disk: nothing above it is served, so a subscriber never
+    /// holds an event the producer could lose in a crash (and then re-issue differently).
+    pub durable: AtomicU64,
 }
 
 /// A producer's publisher; cheap to clone.
@@ -141,7 +144,9 @@ impl Publisher {
         } else {
             (None, None)
         };
+        let durable = AtomicU64::new(store.last_sequence(&options.source));
         let shared = Shared {
+            durable,
             store,
             options,
             live,
@@ -184,10 +189,22 @@ impl Publisher {
         extra: &[(&str, Vec<u8>)],
     ) -> Result<Vec<u64>, PublishError> {
         let live = &self.shared.live;
+        let store = &self.shared.store;
+        let mut flushed = Ok(());
         let appended =
             self.shared
                 .store
                 .append(&self.shared.options.source, events, extra, |stored| {
+                    // On disk before anyone is sent it (see `Shared::durable`).
+                    if let Err(e) = store.flush() {
+                        flushed = Err(e);
+                        return;
+                    }
+                    if let Some(last) = stored.last() {
+                        self.shared
+                            .durable
+                            .fetch_max(last.sequence, Ordering::SeqCst);
+                    }
                     for event in stored {
                         // No receiver is fine: nobody is live right now.
                         let _ = live.send(LiveEvent {
@@ -196,6 +213,7 @@ impl Publisher {
                         });
                     }
                 })?;
+        flushed?;
         Ok(appended.into_iter().map(|a| a.sequence).collect())
     }
 
