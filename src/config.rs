@@ -40,8 +40,8 @@ pub enum ConfigError {
 pub struct Config {
     /// Local store settings shared by every role.
     pub store: StoreConfig,
-    /// The gateway's event stream.
-    pub gateway: RoleConfig,
+    /// The gateway: listener, token policy, upstreams, its event stream.
+    pub gateway: GatewayConfig,
     /// The monitor's alert stream and the gateway streams it reads.
     pub monitor: RoleConfig,
     /// The console: sources, theme, keys.
@@ -83,6 +83,127 @@ pub struct RoleConfig {
     pub stream: Option<PublisherConfig>,
     /// Streams this role subscribes to.
     pub sources: Vec<SourceConfig>,
+}
+
+/// The gateway's settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewayConfig {
+    /// Address MCP clients connect to.
+    pub listen: String,
+    /// This gateway's canonical resource URI: tokens must carry exactly this audience.
+    pub resource: String,
+    /// PEM certificate chain for https.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for https.
+    pub tls_key: Option<PathBuf>,
+    /// Allow plain http on a non-loopback address.
+    pub allow_plain_non_loopback: bool,
+    /// Origins allowed when a request carries `Origin` (DNS-rebinding protection).
+    pub allowed_origins: Vec<String>,
+    /// Largest request body, bytes.
+    pub max_body_bytes: usize,
+    /// Largest `tools/list` response the gateway buffers to pin tools, bytes.
+    pub max_list_bytes: usize,
+    /// Upstream connect timeout, seconds.
+    pub connect_timeout_secs: u64,
+    /// Upstream response (headers) timeout, seconds.
+    pub response_timeout_secs: u64,
+    /// Requests handled at once; more are refused with 503.
+    pub max_concurrency: usize,
+    /// Accept brand-new tools without approval (changes always need approval).
+    pub trust_on_first_use: bool,
+    /// Session idle timeout, seconds.
+    pub session_idle_secs: u64,
+    /// Session absolute lifetime, seconds.
+    pub session_lifetime_secs: u64,
+    /// Token validation.
+    pub auth: GatewayAuthConfig,
+    /// The MCP servers behind the gateway, each served at `/mcp/<name>`.
+    pub upstreams: Vec<UpstreamConfig>,
+    /// The gateway's event stream (its admin listener).
+    pub stream: Option<PublisherConfig>,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:7480".into(),
+            resource: "http://127.0.0.1:7480".into(),
+            tls_cert: None,
+            tls_key: None,
+            allow_plain_non_loopback: false,
+            allowed_origins: Vec::new(),
+            max_body_bytes: 4 * 1024 * 1024,
+            max_list_bytes: 16 * 1024 * 1024,
+            connect_timeout_secs: 5,
+            response_timeout_secs: 60,
+            max_concurrency: 512,
+            trust_on_first_use: false,
+            session_idle_secs: 1800,
+            session_lifetime_secs: 86_400,
+            auth: GatewayAuthConfig::default(),
+            upstreams: Vec::new(),
+            stream: None,
+        }
+    }
+}
+
+/// How the gateway validates bearer tokens.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewayAuthConfig {
+    /// Trusted issuers (`iss`).
+    pub issuers: Vec<String>,
+    /// JWKS file of the issuers' signing keys.
+    pub jwks_file: Option<PathBuf>,
+    /// JWKS URL of the issuers' signing keys (fetched at start and on unknown key ids).
+    pub jwks_url: Option<String>,
+    /// Environment variable with an HS256 secret (tests only; off unless set).
+    pub hs256_secret_env: Option<String>,
+    /// Clock leeway for `exp` / `nbf`, seconds.
+    pub leeway_secs: u64,
+    /// Authorization servers advertised in the protected resource metadata.
+    pub authorization_servers: Vec<String>,
+    /// Scopes every request needs.
+    pub required_scopes: Vec<String>,
+}
+
+impl Default for GatewayAuthConfig {
+    fn default() -> Self {
+        Self {
+            issuers: Vec::new(),
+            jwks_file: None,
+            jwks_url: None,
+            hs256_secret_env: None,
+            leeway_secs: 30,
+            authorization_servers: Vec::new(),
+            required_scopes: Vec::new(),
+        }
+    }
+}
+
+/// One MCP server behind the gateway.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// Name; served at `/mcp/<name>`.
+    pub name: String,
+    /// The server's Streamable HTTP endpoint, e.g. `http://127.0.0.1:3901/mcp`.
+    pub url: String,
+    /// Scopes a token needs for this upstream.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// Extra scopes per tool.
+    #[serde(default)]
+    pub tool_scopes: std::collections::HashMap<String, Vec<String>>,
+    /// Environment variable holding the gateway's own credential for this upstream (sent as
+    /// `Authorization: Bearer`); the client's token is never forwarded.
+    #[serde(default)]
+    pub credential_env: Option<String>,
+    /// File holding that credential (first line).
+    #[serde(default)]
+    pub credential_file: Option<PathBuf>,
 }
 
 /// The console's settings.

@@ -63,7 +63,7 @@ fn run(
     let config = mcpsoc::config::Config::load(config)?;
     match command {
         Command::Console(args) => mcpsoc::console::run(&config, data, &args),
-        Command::Gateway => mcpsoc::gateway::run(),
+        Command::Gateway => mcpsoc::gateway::run(&config, data),
         Command::Monitor => mcpsoc::monitor::run(),
         Command::Demo => anyhow::bail!("mcpsoc demo is not available yet in this build"),
         Command::Export(args) => mcpsoc::export::run(&config, data, &args),

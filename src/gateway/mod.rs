@@ -1,6 +1,363 @@
-//! The gateway role: the MCP security reverse proxy (issue: the gateway).
+//! The gateway role: an MCP security reverse proxy. It serves each configured upstream at
+//! `/mcp/<name>`, accepts only tokens issued for it, binds sessions to token subjects, pins tool
+//! definitions until approved, and publishes everything on its event stream, where approvers'
+//! and responders' commands arrive. See docs/GATEWAY.md.
 
-/// Runs the gateway. Not built yet: refuses with a clear message.
-pub fn run() -> anyhow::Result<()> {
-    anyhow::bail!("mcpsoc gateway is not available yet in this build")
+mod body;
+mod events;
+pub mod headers;
+pub mod jsonrpc;
+mod metrics;
+pub mod pins;
+mod proxy;
+pub mod redact;
+pub mod sessions;
+mod upstream;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use anyhow::Context;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, broadcast, mpsc};
+
+use crate::auth::jwks::KeySet;
+use crate::auth::jwt::JwtPolicy;
+use crate::config::{Config, GatewayConfig, PublisherConfig};
+use crate::protocol::events::{ChangeStatus, SessionChange};
+use crate::protocol::{Command, CommandError, CommandErrorCode, Envelope, EventData};
+use crate::store::Store;
+use crate::stream::{CommandRequest, Publisher};
+use events::EventSink;
+use metrics::Metrics;
+use pins::Pins;
+use sessions::Sessions;
+use upstream::{Upstream, UpstreamClient};
+
+/// The gateway's shared state.
+pub struct Gateway {
+    resource: String,
+    authorization_servers: Vec<String>,
+    upstreams: HashMap<String, Upstream>,
+    client: UpstreamClient,
+    keys: RwLock<Arc<KeySet>>,
+    policy: JwtPolicy,
+    sessions: Sessions,
+    pins: Pins,
+    events: EventSink,
+    metrics: Arc<Metrics>,
+    limiter: Arc<Semaphore>,
+    allowed_origins: Vec<String>,
+    max_body: usize,
+    max_list: usize,
+    response_timeout: Duration,
+    list_changed: broadcast::Sender<String>,
+}
+
+impl Gateway {
+    fn keys(&self) -> Arc<KeySet> {
+        self.keys
+            .read()
+            .map(|k| k.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+}
+
+/// Loads the issuers' keys from the configured JWKS file (and HS256 secret, for tests).
+fn load_keys(config: &GatewayConfig) -> anyhow::Result<KeySet> {
+    let mut keys = KeySet::new();
+    if let Some(path) = &config.auth.jwks_file {
+        keys.extend(
+            KeySet::from_file(path)
+                .with_context(|| format!("cannot load JWKS {}", path.display()))?,
+        );
+    }
+    if let Some(var) = &config.auth.hs256_secret_env {
+        let secret = std::env::var(var)
+            .with_context(|| format!("[gateway.auth] hs256_secret_env: {var} is not set"))?;
+        keys.extend(KeySet::with_hs256_secret(secret.as_bytes())?);
+    }
+    if config.auth.jwks_url.is_some() && config.auth.jwks_file.is_none() {
+        anyhow::bail!(
+            "[gateway.auth] jwks_url is not supported yet in this build: download the JWKS and set jwks_file"
+        );
+    }
+    if keys.is_empty() {
+        anyhow::bail!("[gateway.auth] no signing keys: set jwks_file (the issuers' JWKS)");
+    }
+    Ok(keys)
+}
+
+/// Runs `mcpsoc gateway` until interrupted.
+pub fn run(config: &Config, data: Option<&Path>) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let store = crate::runtime::open_store(config, data, "gateway")?;
+        let running = start(config, store).await?;
+        eprintln!(
+            "gateway: serving MCP on {} (resource {}), events on ws://{}/stream",
+            running.mcp, config.gateway.resource, running.stream
+        );
+        tokio::signal::ctrl_c()
+            .await
+            .context("waiting for Ctrl-C")?;
+        Ok(())
+    })
+}
+
+/// Addresses of a started gateway.
+#[derive(Debug, Clone, Copy)]
+pub struct Running {
+    /// Where MCP clients connect.
+    pub mcp: SocketAddr,
+    /// The event stream (admin listener).
+    pub stream: SocketAddr,
+}
+
+/// Starts a gateway on the runtime: its publisher, command owner, housekeeping and listener.
+pub async fn start(config: &Config, store: Store) -> anyhow::Result<Running> {
+    let gc = &config.gateway;
+    if gc.auth.issuers.is_empty() {
+        anyhow::bail!("[gateway.auth] issuers is empty: no token could ever be accepted");
+    }
+    if gc.upstreams.is_empty() {
+        anyhow::bail!("[gateway] no upstreams: add [[gateway.upstreams]] with name and url");
+    }
+    let stream_config = gc.stream.clone().unwrap_or_else(|| PublisherConfig {
+        listen: "127.0.0.1:7401".into(),
+        ..PublisherConfig::default()
+    });
+    let options = crate::runtime::publisher_options(&stream_config, "gateway", Default::default())?;
+    let metrics = Arc::new(Metrics::default());
+    let mut options = options;
+    let metrics_for_http = metrics.clone();
+    options.http_routes = Some(Arc::new(move |path: &str| {
+        (path == "/metrics").then(|| {
+            (
+                "text/plain; version=0.0.4".to_string(),
+                metrics_for_http.render(),
+            )
+        })
+    }));
+    let (publisher, inbox) = Publisher::new(store.clone(), options, true);
+    let upstreams = gc
+        .upstreams
+        .iter()
+        .map(|u| Upstream::from_config(u).map(|u| (u.name.clone(), u)))
+        .collect::<anyhow::Result<HashMap<_, _>>>()?;
+    let mut policy = JwtPolicy::new(gc.auth.issuers.clone(), gc.resource.clone());
+    policy.leeway = Duration::from_secs(gc.auth.leeway_secs);
+    policy.required_scopes = gc.auth.required_scopes.clone();
+    let (list_changed, _) = broadcast::channel(64);
+    let gateway = Arc::new(Gateway {
+        resource: gc.resource.clone(),
+        authorization_servers: gc.auth.authorization_servers.clone(),
+        upstreams,
+        client: upstream::client(Duration::from_secs(gc.connect_timeout_secs))?,
+        keys: RwLock::new(Arc::new(load_keys(gc)?)),
+        policy,
+        sessions: Sessions::new(
+            Duration::from_secs(gc.session_idle_secs),
+            Duration::from_secs(gc.session_lifetime_secs),
+        ),
+        pins: Pins::new(gc.trust_on_first_use),
+        events: EventSink::start(publisher.clone()),
+        metrics,
+        limiter: Arc::new(Semaphore::new(gc.max_concurrency.max(1))),
+        allowed_origins: gc.allowed_origins.clone(),
+        max_body: gc.max_body_bytes,
+        max_list: gc.max_list_bytes,
+        response_timeout: Duration::from_secs(gc.response_timeout_secs.max(1)),
+        list_changed,
+    });
+    restore(&gateway, &store, publisher.source())?;
+    if let Some(inbox) = inbox {
+        tokio::spawn(commands(gateway.clone(), inbox));
+    }
+    tokio::spawn(housekeeping(gateway.clone()));
+    crate::runtime::spawn_retention(store, crate::runtime::retention(config));
+    let (stream_addr, _) = publisher.serve(&stream_config.listen).await?;
+    let mcp = serve(gateway, gc).await?;
+    Ok(Running {
+        mcp,
+        stream: stream_addr,
+    })
+}
+
+/// Rebuilds pins and revocations from the gateway's own log.
+fn restore(gateway: &Gateway, store: &Store, source: &str) -> anyhow::Result<()> {
+    let decode = |json: &str| Envelope::parse(json).ok().map(|e| e.decode());
+    for record in store.pending_changes(usize::MAX)? {
+        if let Some(EventData::ToolChange(change)) = decode(&record.json) {
+            gateway.pins.restore(&change);
+        }
+    }
+    let (latest, _) = store.newest_of_type(crate::protocol::events::TOOL_CHANGE, None, 100_000)?;
+    let mut seen = std::collections::HashSet::new();
+    for event in latest.iter().filter(|e| e.source == source) {
+        if let Some(EventData::ToolChange(change)) = decode(&event.json)
+            && seen.insert((change.upstream.clone(), change.tool.clone()))
+            && change.status != ChangeStatus::Pending
+        {
+            gateway.pins.restore(&change);
+        }
+    }
+    for record in store.sessions(usize::MAX)? {
+        if let Some(EventData::Session(session)) = decode(&record.json)
+            && session.change == SessionChange::Revoked
+            && session.session_id.is_none()
+        {
+            gateway
+                .sessions
+                .restore_revocation(&session.binding, record.time_ms / 1000);
+        }
+    }
+    Ok(())
+}
+
+/// Carries out approve / reject / block / revoke commands from the event stream.
+async fn commands(gateway: Arc<Gateway>, mut inbox: mpsc::Receiver<CommandRequest>) {
+    while let Some(request) = inbox.recv().await {
+        let result = command(&gateway, &request.by, request.command).await;
+        let _ = request.reply.send(result);
+    }
+}
+
+async fn command(gateway: &Gateway, by: &str, command: Command) -> Result<String, CommandError> {
+    match command {
+        Command::ApproveToolChange {
+            upstream,
+            tool,
+            proposed_hash,
+            reason,
+        } => {
+            let event = gateway
+                .pins
+                .decide(&upstream, &tool, &proposed_hash, true, by, reason)?;
+            gateway.events.emit(EventData::ToolChange(event)).await;
+            let _ = gateway.list_changed.send(upstream.clone());
+            Ok(format!("{upstream}/{tool} approved at {proposed_hash}"))
+        }
+        Command::RejectToolChange {
+            upstream,
+            tool,
+            proposed_hash,
+            reason,
+        } => {
+            let event = gateway
+                .pins
+                .decide(&upstream, &tool, &proposed_hash, false, by, reason)?;
+            gateway.events.emit(EventData::ToolChange(event)).await;
+            Ok(format!("{upstream}/{tool} rejected at {proposed_hash}"))
+        }
+        Command::BlockTool {
+            upstream,
+            tool,
+            reason,
+        } => {
+            for event in gateway.pins.block(&upstream, &tool, by, reason)? {
+                gateway.events.emit(EventData::ToolChange(event)).await;
+            }
+            let _ = gateway.list_changed.send(upstream.clone());
+            Ok(format!("{upstream}/{tool} blocked until approved again"))
+        }
+        Command::RevokeSession { binding, reason } => {
+            let reason = reason.unwrap_or_else(|| format!("revoked by {by}"));
+            let event = gateway
+                .sessions
+                .revoke(&binding, &reason, chrono::Utc::now().timestamp())
+                .ok_or_else(|| {
+                    CommandError::new(
+                        CommandErrorCode::NotFound,
+                        format!("no live binding {binding}"),
+                    )
+                })?;
+            gateway.events.emit(EventData::Session(event)).await;
+            Ok(format!("binding {binding} revoked"))
+        }
+        Command::AcknowledgeAlert { .. } | Command::ResolveAlert { .. } => Err(CommandError::new(
+            CommandErrorCode::Unsupported,
+            "the gateway has no alerts: send this to the monitor",
+        )),
+    }
+}
+
+/// Expires idle sessions and publishes binding activity every 30 s.
+async fn housekeeping(gateway: Arc<Gateway>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(30));
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        for event in gateway.sessions.expire() {
+            gateway.events.emit(EventData::Session(event)).await;
+        }
+        for event in gateway.sessions.activity() {
+            gateway.events.emit(EventData::Session(event)).await;
+        }
+    }
+}
+
+/// Binds the MCP listener (TLS when configured; plain only on loopback unless allowed).
+async fn serve(gateway: Arc<Gateway>, gc: &GatewayConfig) -> anyhow::Result<SocketAddr> {
+    let listener = TcpListener::bind(&gc.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", gc.listen))?;
+    let local = listener.local_addr()?;
+    let tls = match (&gc.tls_cert, &gc.tls_key) {
+        (Some(cert), Some(key)) => Some(crate::stream::tls::server_acceptor(cert, key)?),
+        (None, None) if !local.ip().is_loopback() && !gc.allow_plain_non_loopback => {
+            anyhow::bail!(
+                "refusing plain http on non-loopback {local}: set tls_cert and tls_key, or allow_plain_non_loopback = true"
+            );
+        }
+        (None, None) => None,
+        _ => anyhow::bail!("[gateway] set both tls_cert and tls_key, or neither"),
+    };
+    tokio::spawn(async move {
+        loop {
+            let (tcp, peer) = match listener.accept().await {
+                Ok(pair) => pair,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let _ = tcp.set_nodelay(true);
+            let gateway = gateway.clone();
+            let tls = tls.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |req| {
+                    let gateway = gateway.clone();
+                    async move {
+                        Ok::<_, std::convert::Infallible>(proxy::handle(gateway, req, peer).await)
+                    }
+                });
+                let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                let result = match tls {
+                    Some(acceptor) => match acceptor.accept(tcp).await {
+                        Ok(stream) => {
+                            builder
+                                .serve_connection(TokioIo::new(stream), service)
+                                .await
+                        }
+                        Err(e) => {
+                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                            return;
+                        }
+                    },
+                    None => builder.serve_connection(TokioIo::new(tcp), service).await,
+                };
+                if let Err(e) = result {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                }
+            });
+        }
+    });
+    Ok(local)
 }

@@ -20,6 +20,8 @@ pub const ALERT: &str = "mcpsoc.alert.v1";
 pub const HEARTBEAT: &str = "mcpsoc.heartbeat.v1";
 /// Type name of [`CommandAudit`] events.
 pub const COMMAND: &str = "mcpsoc.command.v1";
+/// Type name of [`Refusal`] events.
+pub const REFUSAL: &str = "mcpsoc.refusal.v1";
 
 /// Every type name this build knows, for docs and for `--type` validation.
 pub const KNOWN_TYPES: [&str; 7] = [
@@ -479,6 +481,30 @@ pub struct CommandAudit {
     pub target: Value,
 }
 
+/// A request the gateway refused before it reached an upstream for a reason other than the
+/// token (bad origin, header mismatch, oversized body, malformed JSON-RPC, overload...).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Refusal {
+    /// HTTP status sent.
+    pub status: u16,
+    /// Machine-readable reason, e.g. `header_mismatch`, `bad_origin`, `body_too_large`.
+    pub reason: String,
+    /// Human detail.
+    pub detail: String,
+    /// The upstream the request was for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<String>,
+    /// The JSON-RPC method, when readable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// Token subject, when authenticated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// The peer address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<String>,
+}
+
 /// A decoded event payload.
 #[derive(Debug, Clone, PartialEq)]
 pub enum EventData {
@@ -496,6 +522,8 @@ pub enum EventData {
     Heartbeat(Heartbeat),
     /// `mcpsoc.command.v1`
     Command(CommandAudit),
+    /// `mcpsoc.refusal.v1`
+    Refusal(Refusal),
     /// A type this build does not know, or a payload that does not fit its type: kept raw.
     Unknown {
         /// The type name as sent.
@@ -516,6 +544,7 @@ impl EventData {
             Self::Alert(_) => ALERT,
             Self::Heartbeat(_) => HEARTBEAT,
             Self::Command(_) => COMMAND,
+            Self::Refusal(_) => REFUSAL,
             Self::Unknown { kind, .. } => kind,
         }
     }
@@ -530,6 +559,7 @@ impl EventData {
             Self::Alert(d) => serde_json::to_value(d),
             Self::Heartbeat(d) => serde_json::to_value(d),
             Self::Command(d) => serde_json::to_value(d),
+            Self::Refusal(d) => serde_json::to_value(d),
             Self::Unknown { data, .. } => return data.clone(),
         };
         encoded.unwrap_or(Value::Null)
@@ -548,6 +578,7 @@ impl EventData {
             ALERT => typed(data).map(Self::Alert),
             HEARTBEAT => typed(data).map(Self::Heartbeat),
             COMMAND => typed(data).map(Self::Command),
+            REFUSAL => typed(data).map(Self::Refusal),
             _ => None,
         };
         decoded.unwrap_or_else(|| Self::Unknown {

@@ -52,10 +52,48 @@ struct Position {
 }
 
 /// Serves one accepted connection until it ends.
-pub(super) async fn serve<S>(shared: Arc<Shared>, stream: S, peer: SocketAddr) -> Result<(), String>
+pub(super) async fn serve<S>(
+    shared: Arc<Shared>,
+    mut stream: S,
+    peer: SocketAddr,
+) -> Result<(), String>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    // Look at the request head first: plain GETs (e.g. /metrics) are answered here.
+    let head = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        super::rewind::read_head(&mut stream),
+    )
+    .await
+    .map_err(|_| "no request head within 10 s".to_string())?
+    .map_err(|e| format!("reading request: {e}"))?;
+    let (path, upgrade) = super::rewind::inspect(&head);
+    if !upgrade {
+        let routed = path.as_deref().and_then(|p| {
+            shared
+                .options
+                .http_routes
+                .as_ref()
+                .and_then(|routes| routes(p))
+        });
+        let (status, content_type, body) = match routed {
+            Some((content_type, body)) => ("200 OK", content_type, body),
+            None => (
+                "404 Not Found",
+                "text/plain".to_string(),
+                "not found: the stream is a WebSocket at /stream\n".to_string(),
+            ),
+        };
+        let response = format!(
+            "HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = tokio::io::AsyncWriteExt::write_all(&mut stream, response.as_bytes()).await;
+        let _ = tokio::io::AsyncWriteExt::shutdown(&mut stream).await;
+        return Ok(());
+    }
+    let stream = super::rewind::Rewind::new(head, stream);
     let mut grant: Option<StreamGrant> = None;
     let tokens = shared.options.tokens.clone();
     #[allow(clippy::result_large_err)] // the signature is tungstenite's

@@ -6,12 +6,15 @@ mod commands;
 mod connection;
 pub mod owner;
 mod publisher;
+mod rewind;
 mod subscriber;
 pub mod tls;
 
 pub use commands::CommandRequest;
 pub use connection::STREAM_PATH;
-pub use publisher::{LiveEvent, PublishError, Publisher, PublisherOptions, PublisherStats};
+pub use publisher::{
+    HttpRoutes, LiveEvent, PublishError, Publisher, PublisherOptions, PublisherStats,
+};
 pub use subscriber::{
     CommandSendError, LinkState, SourceSpec, SourceStatus, Subscriber, SubscriberOptions,
 };

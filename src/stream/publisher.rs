@@ -52,7 +52,7 @@ pub enum PublishError {
 }
 
 /// How a publisher serves.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct PublisherOptions {
     /// This producer's source id.
     pub source: String,
@@ -70,7 +70,13 @@ pub struct PublisherOptions {
     pub allow_plain_non_loopback: bool,
     /// Replay page size (events read from the store per step).
     pub replay_page: usize,
+    /// Plain HTTP GET routes served on the same listener (e.g. `/metrics`): path to
+    /// (content type, body), or `None` for 404.
+    pub http_routes: Option<HttpRoutes>,
 }
+
+/// Plain GET routes beside the stream: path to (content type, body).
+pub type HttpRoutes = std::sync::Arc<dyn Fn(&str) -> Option<(String, String)> + Send + Sync>;
 
 impl PublisherOptions {
     /// Options with defaults for everything but the source and tokens.
@@ -84,6 +90,7 @@ impl PublisherOptions {
             tls: None,
             allow_plain_non_loopback: false,
             replay_page: 1024,
+            http_routes: None,
         }
     }
 }

@@ -1,0 +1,990 @@
+//! The request path: route, origin, token, scopes, revision rules, session binding, tool pins,
+//! forward, and the events of each step. Every refusal is a well-formed HTTP or JSON-RPC error
+//! with a reason, and an event.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use serde_json::{Value, json};
+
+use super::Gateway;
+use super::body::{self, Captured, GatewayBody, TeeBody};
+use super::headers::{self, Revision};
+use super::jsonrpc::{Kind, Message, codes, error_body};
+use super::pins::CallRefusal;
+use super::redact;
+use super::sessions::{self, SessionRefusal, Sessions};
+use super::upstream::{self, Upstream};
+use crate::auth::jwt::{self, Validated};
+use crate::protocol::EventData;
+use crate::protocol::events::{
+    AuthEvent, AuthFailure, AuthOutcome, CallPhase, ClientInfo, Decision, Refusal, ToolCall,
+};
+
+/// Bytes of a tool result kept for the audit event (the monitor scans them).
+const RESULT_CAPTURE: usize = 16 * 1024;
+/// Characters of result text in the event.
+const SUMMARY_CHARS: usize = 8 * 1024;
+
+/// Everything known about the caller once the token is accepted.
+struct Caller {
+    token: Validated,
+    remote: String,
+}
+
+/// A refusal to answer with, and to record.
+struct Refused {
+    status: StatusCode,
+    reason: &'static str,
+    detail: String,
+    id: Option<Value>,
+    code: i64,
+    method: Option<String>,
+}
+
+impl Refused {
+    fn new(status: StatusCode, reason: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            status,
+            reason,
+            detail: detail.into(),
+            id: None,
+            code: codes::POLICY,
+            method: None,
+        }
+    }
+
+    fn rpc(mut self, message: Option<&Message>, code: i64) -> Self {
+        self.id = message.and_then(|m| m.id.clone());
+        self.method = message.and_then(|m| m.method.clone());
+        self.code = code;
+        self
+    }
+}
+
+/// Handles one request.
+pub async fn handle(
+    gw: Arc<Gateway>,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+) -> Response<GatewayBody> {
+    gw.metrics.request();
+    let path = req.uri().path().to_string();
+    if path == "/.well-known/oauth-protected-resource"
+        || path.starts_with("/.well-known/oauth-protected-resource/")
+    {
+        return protected_resource_metadata(&gw);
+    }
+    let Some(upstream) = path
+        .strip_prefix("/mcp/")
+        .and_then(|name| gw.upstreams.get(name))
+        .cloned()
+    else {
+        return plain(
+            StatusCode::NOT_FOUND,
+            "not found: MCP servers are served at /mcp/<name>",
+        );
+    };
+    let remote = peer.to_string();
+    let Ok(_permit) = gw.limiter.clone().try_acquire_owned() else {
+        let refused = Refused::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "overloaded",
+            "too many requests in flight; retry shortly",
+        );
+        return refuse(&gw, refused, &upstream, None, &remote).await;
+    };
+    if let Some(origin) = req.headers().get(header::ORIGIN) {
+        let allowed = origin
+            .to_str()
+            .is_ok_and(|o| gw.allowed_origins.iter().any(|a| a == o));
+        if !allowed {
+            let detail = format!(
+                "Origin {:?} is not allowed (DNS rebinding protection)",
+                origin
+            );
+            return refuse(
+                &gw,
+                Refused::new(StatusCode::FORBIDDEN, "bad_origin", detail),
+                &upstream,
+                None,
+                &remote,
+            )
+            .await;
+        }
+    }
+    let token = match authenticate(&gw, req.headers(), &upstream, &remote).await {
+        Ok(token) => token,
+        Err(response) => return response,
+    };
+    if let Some(missing) = upstream.scopes.iter().find(|s| !token.scopes.contains(s)) {
+        return insufficient_scope(&gw, &upstream, &token, missing, &remote).await;
+    }
+    let caller = Caller { token, remote };
+    let result = match *req.method() {
+        Method::POST => post(&gw, &upstream, &caller, req).await,
+        Method::GET => get(&gw, &upstream, &caller, req).await,
+        Method::DELETE => delete(&gw, &upstream, &caller, req).await,
+        _ => Err(Refused::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "use POST, GET or DELETE",
+        )),
+    };
+    match result {
+        Ok(response) => response,
+        Err(refused) => {
+            refuse(
+                &gw,
+                refused,
+                &upstream,
+                Some(&caller.token.subject),
+                &caller.remote,
+            )
+            .await
+        }
+    }
+}
+
+fn plain(status: StatusCode, text: &str) -> Response<GatewayBody> {
+    let mut response = Response::new(body::full(format!("{text}\n")));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+fn json_response(status: StatusCode, bytes: Bytes) -> Response<GatewayBody> {
+    let mut response = Response::new(body::full(bytes));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// RFC 9728 protected resource metadata.
+fn protected_resource_metadata(gw: &Gateway) -> Response<GatewayBody> {
+    let doc = json!({
+        "resource": gw.resource,
+        "authorization_servers": gw.authorization_servers,
+        "bearer_methods_supported": ["header"],
+        "resource_name": "mcpsoc gateway",
+    });
+    json_response(StatusCode::OK, Bytes::from(doc.to_string()))
+}
+
+fn metadata_url(gw: &Gateway) -> String {
+    format!(
+        "{}/.well-known/oauth-protected-resource",
+        gw.resource.trim_end_matches('/')
+    )
+}
+
+async fn refuse(
+    gw: &Gateway,
+    r: Refused,
+    upstream: &Upstream,
+    user: Option<&str>,
+    remote: &str,
+) -> Response<GatewayBody> {
+    gw.metrics.refusal(r.reason);
+    gw.events
+        .emit(EventData::Refusal(Refusal {
+            status: r.status.as_u16(),
+            reason: r.reason.to_string(),
+            detail: r.detail.clone(),
+            upstream: Some(upstream.name.clone()),
+            method: r.method.clone(),
+            user: user.map(str::to_string),
+            remote: Some(remote.to_string()),
+        }))
+        .await;
+    json_response(r.status, error_body(r.id.as_ref(), r.code, &r.detail))
+}
+
+/// Validates the bearer token; every attempt becomes an auth event.
+async fn authenticate(
+    gw: &Gateway,
+    headers: &HeaderMap,
+    upstream: &Upstream,
+    remote: &str,
+) -> Result<Validated, Response<GatewayBody>> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim);
+    let now = chrono::Utc::now().timestamp();
+    let outcome = match bearer {
+        None => Err((
+            AuthFailure::MissingToken,
+            "no bearer token".to_string(),
+            None,
+        )),
+        Some(token) => {
+            let keys = gw.keys();
+            jwt::validate(token, &keys, &gw.policy, now)
+                .map_err(|r| (r.reason, r.detail, r.claims_hint))
+        }
+    };
+    match outcome {
+        Ok(token) => {
+            gw.events
+                .emit(EventData::Auth(AuthEvent {
+                    outcome: AuthOutcome::Accepted,
+                    reason: None,
+                    user: Some(token.subject.clone()),
+                    client_id: token.client_id.clone(),
+                    audience: Some(gw.resource.clone()),
+                    issuer: Some(token.issuer.clone()),
+                    upstream: Some(upstream.name.clone()),
+                    remote: Some(remote.to_string()),
+                    detail: None,
+                }))
+                .await;
+            Ok(token)
+        }
+        Err((reason, detail, hint)) => {
+            gw.metrics.refusal(auth_reason_name(reason));
+            let hint = hint.unwrap_or_default();
+            gw.events
+                .emit(EventData::Auth(AuthEvent {
+                    outcome: AuthOutcome::Rejected,
+                    reason: Some(reason),
+                    user: hint.subject,
+                    client_id: hint.client_id,
+                    audience: hint.audience,
+                    issuer: hint.issuer,
+                    upstream: Some(upstream.name.clone()),
+                    remote: Some(remote.to_string()),
+                    detail: Some(detail.clone()),
+                }))
+                .await;
+            Err(unauthorized(gw, reason, &detail))
+        }
+    }
+}
+
+fn auth_reason_name(reason: AuthFailure) -> &'static str {
+    match reason {
+        AuthFailure::MissingToken => "missing_token",
+        AuthFailure::Malformed => "malformed_token",
+        AuthFailure::BadSignature => "bad_signature",
+        AuthFailure::Expired => "expired",
+        AuthFailure::NotYetValid => "not_yet_valid",
+        AuthFailure::WrongAudience => "wrong_audience",
+        AuthFailure::WrongIssuer => "wrong_issuer",
+        AuthFailure::InsufficientScope => "insufficient_scope",
+        AuthFailure::Revoked => "revoked",
+    }
+}
+
+/// 401 with the RFC 9728 pointer to the protected resource metadata.
+fn unauthorized(gw: &Gateway, reason: AuthFailure, detail: &str) -> Response<GatewayBody> {
+    let mut challenge = format!("Bearer resource_metadata=\"{}\"", metadata_url(gw));
+    if reason != AuthFailure::MissingToken {
+        let safe: String = detail
+            .chars()
+            .filter(|c| *c != '"' && *c != '\\' && !c.is_control())
+            .take(200)
+            .collect();
+        challenge.push_str(&format!(
+            ", error=\"invalid_token\", error_description=\"{safe}\""
+        ));
+    }
+    let mut response = json_response(
+        StatusCode::UNAUTHORIZED,
+        error_body(None, codes::POLICY, &format!("unauthorized: {detail}")),
+    );
+    if let Ok(v) = HeaderValue::from_str(&challenge) {
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+    response
+}
+
+async fn insufficient_scope(
+    gw: &Gateway,
+    upstream: &Upstream,
+    token: &Validated,
+    scope: &str,
+    remote: &str,
+) -> Response<GatewayBody> {
+    gw.metrics.refusal("insufficient_scope");
+    let detail = format!("scope {scope} is required for {}", upstream.name);
+    gw.events
+        .emit(EventData::Auth(AuthEvent {
+            outcome: AuthOutcome::Rejected,
+            reason: Some(AuthFailure::InsufficientScope),
+            user: Some(token.subject.clone()),
+            client_id: token.client_id.clone(),
+            audience: Some(gw.resource.clone()),
+            issuer: Some(token.issuer.clone()),
+            upstream: Some(upstream.name.clone()),
+            remote: Some(remote.to_string()),
+            detail: Some(detail.clone()),
+        }))
+        .await;
+    let mut response = json_response(
+        StatusCode::FORBIDDEN,
+        error_body(None, codes::POLICY, &detail),
+    );
+    let challenge = format!(
+        "Bearer error=\"insufficient_scope\", scope=\"{scope}\", resource_metadata=\"{}\"",
+        metadata_url(gw)
+    );
+    if let Ok(v) = HeaderValue::from_str(&challenge) {
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+    response
+}
+
+/// The client as the request names it, plus the token's client id.
+fn client_of(message: &Message, token: &Validated) -> ClientInfo {
+    let (name, version) = message
+        .client_info()
+        .unwrap_or_else(|| ("unknown".into(), None));
+    ClientInfo {
+        name,
+        version,
+        client_id: token.client_id.clone(),
+    }
+}
+
+fn session_header(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// What a request is bound to.
+struct Bound {
+    binding: String,
+    upstream_session: Option<String>,
+    client: ClientInfo,
+    version: String,
+}
+
+async fn bind_session(
+    gw: &Gateway,
+    upstream: &Upstream,
+    caller: &Caller,
+    headers: &HeaderMap,
+    call: bool,
+    message: Option<&Message>,
+) -> Result<Bound, Refused> {
+    let user = &caller.token.subject;
+    let Some(id) = session_header(headers) else {
+        return Err(Refused::new(
+            StatusCode::BAD_REQUEST,
+            "missing_session",
+            "Mcp-Session-Id header is required after initialize",
+        )
+        .rpc(message, codes::INVALID_REQUEST));
+    };
+    match gw.sessions.use_session(&id, user, &upstream.name, call) {
+        Ok(session) => Ok(Bound {
+            binding: sessions::session_key(&session.user, &session.id),
+            upstream_session: session.upstream_session.clone(),
+            client: session.client.clone(),
+            version: session.protocol_version.clone(),
+        }),
+        Err((refusal, event)) => {
+            if let Some(event) = event {
+                gw.events.emit(EventData::Session(*event)).await;
+            }
+            let (status, reason, detail) = match refusal {
+                SessionRefusal::NotFound => (
+                    StatusCode::NOT_FOUND,
+                    "unknown_session",
+                    "session not found; initialize again".to_string(),
+                ),
+                SessionRefusal::Expired => (
+                    StatusCode::NOT_FOUND,
+                    "session_expired",
+                    "session expired; initialize again".to_string(),
+                ),
+                SessionRefusal::Revoked => (
+                    StatusCode::NOT_FOUND,
+                    "session_revoked",
+                    "session revoked".to_string(),
+                ),
+                SessionRefusal::WrongUpstream => (
+                    StatusCode::NOT_FOUND,
+                    "unknown_session",
+                    "session not found on this server".to_string(),
+                ),
+                SessionRefusal::OtherIdentity { .. } => (
+                    StatusCode::FORBIDDEN,
+                    "session_hijack",
+                    "this session belongs to another identity".to_string(),
+                ),
+            };
+            Err(Refused::new(status, reason, detail).rpc(message, codes::INVALID_REQUEST))
+        }
+    }
+}
+
+async fn post(
+    gw: &Arc<Gateway>,
+    upstream: &Upstream,
+    caller: &Caller,
+    req: Request<Incoming>,
+) -> Result<Response<GatewayBody>, Refused> {
+    let (parts, incoming) = req.into_parts();
+    let bytes = body::read_limited(incoming, gw.max_body)
+        .await
+        .map_err(|e| Refused::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", e))?;
+    let message = Message::parse(&bytes).map_err(|e| {
+        Refused::new(StatusCode::BAD_REQUEST, "malformed_jsonrpc", e.to_string())
+            .rpc(None, e.code())
+    })?;
+    let revision = headers::revision(&parts.headers, &message);
+    let tool_name = (message.method.as_deref() == Some("tools/call"))
+        .then(|| message.name().unwrap_or("").to_string());
+    let approved = tool_name
+        .as_deref()
+        .and_then(|t| gw.pins.check_call(&upstream.name, t).ok());
+    headers::check(&parts.headers, &message, &revision, approved.as_ref()).map_err(|e| {
+        Refused::new(StatusCode::BAD_REQUEST, "header_mismatch", e.to_string())
+            .rpc(Some(&message), codes::HEADER_MISMATCH)
+    })?;
+    let is_initialize = message.method.as_deref() == Some("initialize");
+    let bound = match &revision {
+        Revision::Sessions(version) if is_initialize => Bound {
+            binding: String::new(),
+            upstream_session: None,
+            client: client_of(&message, &caller.token),
+            version: version.clone(),
+        },
+        Revision::Sessions(_) => {
+            bind_session(
+                gw,
+                upstream,
+                caller,
+                &parts.headers,
+                tool_name.is_some(),
+                Some(&message),
+            )
+            .await?
+        }
+        Revision::Stateless(version) => {
+            let client = client_of(&message, &caller.token);
+            let client_key = caller
+                .token
+                .client_id
+                .clone()
+                .unwrap_or_else(|| client.name.clone());
+            let key = sessions::session_key(&caller.token.subject, &client_key);
+            if gw.sessions.revoked_for(&key, caller.token.issued_at) {
+                return Err(Refused::new(
+                    StatusCode::UNAUTHORIZED,
+                    "revoked",
+                    format!(
+                        "binding {key} was revoked; present a token issued after the revocation"
+                    ),
+                )
+                .rpc(Some(&message), codes::POLICY));
+            }
+            let (binding, event) = gw.sessions.touch_binding(
+                &caller.token.subject,
+                &client_key,
+                &client,
+                &upstream.name,
+            );
+            if let Some(event) = event {
+                gw.events.emit(EventData::Session(event)).await;
+            }
+            Bound {
+                binding,
+                upstream_session: None,
+                client,
+                version: version.clone(),
+            }
+        }
+    };
+    if let Some(tool) = tool_name {
+        return tool_call(
+            gw,
+            upstream,
+            caller,
+            &parts.headers,
+            message,
+            bytes,
+            bound,
+            tool,
+            approved,
+        )
+        .await;
+    }
+    let upstream_request = upstream::request(
+        upstream,
+        Method::POST,
+        &parts.headers,
+        bound.upstream_session.as_deref(),
+        body::full(bytes),
+    )
+    .map_err(|e| Refused::new(StatusCode::BAD_GATEWAY, "upstream_request", e))?;
+    let response = send(gw, upstream_request).await?;
+    if is_initialize {
+        return initialized(gw, upstream, caller, bound, response).await;
+    }
+    if message.method.as_deref() == Some("tools/list") && message.kind == Kind::Request {
+        return tools_list(gw, upstream, response).await;
+    }
+    if message.method.as_deref() == Some("subscriptions/listen") {
+        return Ok(with_list_changed(gw, upstream, response));
+    }
+    Ok(passthrough(response, None))
+}
+
+/// Sends to the upstream with the response timeout.
+async fn send(gw: &Gateway, request: Request<GatewayBody>) -> Result<Response<Incoming>, Refused> {
+    let started = Instant::now();
+    let result = tokio::time::timeout(gw.response_timeout, gw.client.request(request)).await;
+    gw.metrics.upstream_latency(started.elapsed());
+    match result {
+        Err(_) => Err(Refused::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "upstream_timeout",
+            format!(
+                "upstream did not answer within {} s",
+                gw.response_timeout.as_secs()
+            ),
+        )),
+        Ok(Err(e)) => Err(Refused::new(
+            StatusCode::BAD_GATEWAY,
+            "upstream_unreachable",
+            format!("upstream unreachable: {e}"),
+        )),
+        Ok(Ok(response))
+            if response.status() == StatusCode::UNAUTHORIZED
+                || response.status() == StatusCode::FORBIDDEN =>
+        {
+            Err(Refused::new(
+                StatusCode::BAD_GATEWAY,
+                "upstream_refused_gateway",
+                format!(
+                    "upstream refused the gateway's own credentials ({})",
+                    response.status()
+                ),
+            ))
+        }
+        Ok(Ok(response)) => Ok(response),
+    }
+}
+
+/// Streams an upstream response back, with our session id when given.
+fn passthrough(response: Response<Incoming>, session: Option<&str>) -> Response<GatewayBody> {
+    let (parts, incoming) = response.into_parts();
+    let mut out = Response::new(incoming.boxed());
+    *out.status_mut() = parts.status;
+    *out.headers_mut() = upstream::response_headers(&parts.headers);
+    if let Some(id) = session.and_then(|s| HeaderValue::from_str(s).ok()) {
+        out.headers_mut()
+            .insert(HeaderName::from_static("mcp-session-id"), id);
+    }
+    out
+}
+
+async fn initialized(
+    gw: &Gateway,
+    upstream: &Upstream,
+    caller: &Caller,
+    bound: Bound,
+    response: Response<Incoming>,
+) -> Result<Response<GatewayBody>, Refused> {
+    if !response.status().is_success() {
+        return Ok(passthrough(response, None));
+    }
+    let upstream_session = response
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let id = sessions::new_session_id().ok_or_else(|| {
+        Refused::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "no_randomness",
+            "the OS random source failed",
+        )
+    })?;
+    let session = Sessions::new_session(
+        id.clone(),
+        upstream_session,
+        &upstream.name,
+        &caller.token.subject,
+        bound.client,
+        &bound.version,
+    );
+    let event = gw.sessions.create(session);
+    gw.events.emit(EventData::Session(event)).await;
+    Ok(passthrough(response, Some(&id)))
+}
+
+async fn tools_list(
+    gw: &Gateway,
+    upstream: &Upstream,
+    response: Response<Incoming>,
+) -> Result<Response<GatewayBody>, Refused> {
+    let (parts, incoming) = response.into_parts();
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let bytes = body::read_limited(incoming, gw.max_list)
+        .await
+        .map_err(|e| {
+            Refused::new(
+                StatusCode::BAD_GATEWAY,
+                "upstream_list_too_large",
+                format!("tools/list from upstream: {e}"),
+            )
+        })?;
+    let mut changes = Vec::new();
+    let rewrite = |mut message: Value, changes: &mut Vec<_>| -> Value {
+        if let Some(tools) = message
+            .pointer("/result/tools")
+            .and_then(Value::as_array)
+            .cloned()
+        {
+            let listing = gw.pins.review(&upstream.name, &tools);
+            changes.extend(listing.events);
+            if let Some(slot) = message.pointer_mut("/result/tools") {
+                *slot = Value::Array(listing.visible);
+            }
+        }
+        message
+    };
+    let rewritten = if content_type.starts_with("text/event-stream") {
+        let mut out = String::new();
+        for data in body::sse_data(&bytes) {
+            let text = match serde_json::from_str::<Value>(&data) {
+                Ok(message) => rewrite(message, &mut changes).to_string(),
+                Err(_) => data,
+            };
+            out.push_str("event: message\ndata: ");
+            out.push_str(&text);
+            out.push_str("\n\n");
+        }
+        Bytes::from(out)
+    } else {
+        match serde_json::from_slice::<Value>(&bytes) {
+            Ok(message) => Bytes::from(rewrite(message, &mut changes).to_string()),
+            Err(_) => {
+                return Err(Refused::new(
+                    StatusCode::BAD_GATEWAY,
+                    "upstream_malformed",
+                    "upstream sent a tools/list response that is not JSON",
+                ));
+            }
+        }
+    };
+    for change in changes {
+        gw.events.emit(EventData::ToolChange(change)).await;
+    }
+    let mut out = Response::new(body::full(rewritten));
+    *out.status_mut() = parts.status;
+    *out.headers_mut() = upstream::response_headers(&parts.headers);
+    out.headers_mut().remove(header::CONTENT_LENGTH);
+    Ok(out)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn tool_call(
+    gw: &Arc<Gateway>,
+    upstream: &Upstream,
+    caller: &Caller,
+    headers: &HeaderMap,
+    message: Message,
+    bytes: Bytes,
+    bound: Bound,
+    tool: String,
+    approved: Option<Value>,
+) -> Result<Response<GatewayBody>, Refused> {
+    let mut arguments = message.arguments();
+    redact::redact_value(&mut arguments);
+    let call_id = format!("{}-{}", &caller.remote, uuid::Uuid::new_v4().simple());
+    let mut call = ToolCall {
+        call_id,
+        phase: CallPhase::Started,
+        user: caller.token.subject.clone(),
+        session: (!bound.binding.is_empty()).then(|| bound.binding.clone()),
+        client: bound.client.clone(),
+        protocol_version: Some(bound.version.clone()),
+        upstream: upstream.name.clone(),
+        tool: tool.clone(),
+        arguments,
+        result_summary: None,
+        result_bytes: None,
+        is_error: false,
+        latency_ms: None,
+        decision: Decision::Allow,
+        reason: None,
+    };
+    let missing_scope = upstream.tool_scopes.get(&tool).and_then(|need| {
+        need.iter()
+            .find(|s| !caller.token.scopes.contains(s))
+            .cloned()
+    });
+    let refusal = match (&approved, missing_scope) {
+        (_, Some(scope)) => Some(format!("scope {scope} is required for tool {tool}")),
+        (None, None) => Some(
+            gw.pins
+                .check_call(&upstream.name, &tool)
+                .err()
+                .unwrap_or(CallRefusal::Unknown)
+                .reason(&tool),
+        ),
+        (Some(_), None) => None,
+    };
+    if let Some(reason) = refusal {
+        gw.metrics.tool_call(false);
+        call.phase = CallPhase::Finished;
+        call.decision = Decision::Deny;
+        call.is_error = true;
+        call.reason = Some(reason.clone());
+        call.latency_ms = Some(0.0);
+        gw.events.emit(EventData::ToolCall(call)).await;
+        let status = if reason.starts_with("scope") {
+            StatusCode::FORBIDDEN
+        } else {
+            StatusCode::OK
+        };
+        return Ok(json_response(
+            status,
+            error_body(message.id.as_ref(), codes::INVALID_PARAMS, &reason),
+        ));
+    }
+    gw.metrics.tool_call(true);
+    gw.events.emit(EventData::ToolCall(call.clone())).await;
+    let started = Instant::now();
+    let upstream_request = upstream::request(
+        upstream,
+        Method::POST,
+        headers,
+        bound.upstream_session.as_deref(),
+        body::full(bytes),
+    )
+    .map_err(|e| Refused::new(StatusCode::BAD_GATEWAY, "upstream_request", e))?;
+    let response = match send(gw, upstream_request).await {
+        Ok(response) => response,
+        Err(refused) => {
+            call.phase = CallPhase::Finished;
+            call.is_error = true;
+            call.reason = Some(refused.detail.clone());
+            call.latency_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
+            gw.events.emit(EventData::ToolCall(call)).await;
+            return Err(refused.rpc(Some(&message), codes::POLICY));
+        }
+    };
+    let (parts, incoming) = response.into_parts();
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let events = gw.events.clone();
+    let id = message.id.clone();
+    let tee = TeeBody::new(incoming, RESULT_CAPTURE, move |captured: Captured| {
+        finish_call(&mut call, &captured, &content_type, id.as_ref(), started);
+        // The body is dropped on the runtime; hand the event to the sink without blocking it.
+        tokio::spawn(async move { events.emit(EventData::ToolCall(call)).await });
+    });
+    let mut out = Response::new(tee.boxed());
+    *out.status_mut() = parts.status;
+    *out.headers_mut() = upstream::response_headers(&parts.headers);
+    Ok(out)
+}
+
+/// Fills the finished tool call from what streamed back.
+fn finish_call(
+    call: &mut ToolCall,
+    captured: &Captured,
+    content_type: &str,
+    id: Option<&Value>,
+    started: Instant,
+) {
+    call.phase = CallPhase::Finished;
+    call.latency_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
+    call.result_bytes = Some(captured.total);
+    let messages = body::messages(content_type, &captured.head);
+    let response = messages
+        .into_iter()
+        .find(|m| m.get("id") == id && (m.get("result").is_some() || m.get("error").is_some()));
+    let (text, is_error) = match &response {
+        Some(m) if m.get("error").is_some() => (
+            m["error"]["message"]
+                .as_str()
+                .unwrap_or("error")
+                .to_string(),
+            true,
+        ),
+        Some(m) => {
+            let result = &m["result"];
+            let text: Vec<String> = result
+                .get("content")
+                .and_then(Value::as_array)
+                .map(|items| {
+                    items
+                        .iter()
+                        .filter_map(|c| c.get("text").and_then(Value::as_str).map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let text = if text.is_empty() {
+                result
+                    .get("structuredContent")
+                    .map(|s| s.to_string())
+                    .unwrap_or_default()
+            } else {
+                text.join("\n")
+            };
+            (
+                text,
+                result
+                    .get("isError")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false),
+            )
+        }
+        None if !captured.complete => ("response stream ended early".to_string(), true),
+        None => (
+            String::from_utf8_lossy(&captured.head)
+                .chars()
+                .take(512)
+                .collect(),
+            false,
+        ),
+    };
+    let mut summary: String = text.chars().take(SUMMARY_CHARS).collect();
+    if captured.total as usize > captured.head.len() {
+        summary.push_str(" …[result continues]");
+    }
+    call.result_summary = Some(redact::redact_text(&summary).0);
+    call.is_error = is_error || !captured.complete;
+}
+
+/// A GET opens the 2025-11-25 server-to-client stream (refused for stateless traffic).
+async fn get(
+    gw: &Arc<Gateway>,
+    upstream: &Upstream,
+    caller: &Caller,
+    req: Request<Incoming>,
+) -> Result<Response<GatewayBody>, Refused> {
+    if req
+        .headers()
+        .get("mcp-protocol-version")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v >= headers::STATELESS_VERSION)
+    {
+        return Err(Refused::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "GET is not part of MCP 2026-07-28: use subscriptions/listen",
+        ));
+    }
+    let bound = bind_session(gw, upstream, caller, req.headers(), false, None).await?;
+    let upstream_request = upstream::request(
+        upstream,
+        Method::GET,
+        req.headers(),
+        bound.upstream_session.as_deref(),
+        body::empty(),
+    )
+    .map_err(|e| Refused::new(StatusCode::BAD_GATEWAY, "upstream_request", e))?;
+    let response = send(gw, upstream_request).await?;
+    Ok(with_list_changed(gw, upstream, response))
+}
+
+/// DELETE ends a 2025-11-25 session.
+async fn delete(
+    gw: &Arc<Gateway>,
+    upstream: &Upstream,
+    caller: &Caller,
+    req: Request<Incoming>,
+) -> Result<Response<GatewayBody>, Refused> {
+    let bound = bind_session(gw, upstream, caller, req.headers(), false, None).await?;
+    let upstream_request = upstream::request(
+        upstream,
+        Method::DELETE,
+        req.headers(),
+        bound.upstream_session.as_deref(),
+        body::empty(),
+    )
+    .map_err(|e| Refused::new(StatusCode::BAD_GATEWAY, "upstream_request", e))?;
+    let response = send(gw, upstream_request).await?;
+    if let Some(id) = session_header(req.headers())
+        && let Some(event) = gw.sessions.end(&id)
+    {
+        gw.events.emit(EventData::Session(event)).await;
+    }
+    Ok(passthrough(response, None))
+}
+
+/// Passes a long-lived SSE stream through and adds `notifications/tools/list_changed` whenever
+/// an approval or block changes what this upstream's clients may see.
+fn with_list_changed(
+    gw: &Gateway,
+    upstream: &Upstream,
+    response: Response<Incoming>,
+) -> Response<GatewayBody> {
+    let is_sse = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.starts_with("text/event-stream"));
+    if !is_sse || !response.status().is_success() {
+        return passthrough(response, None);
+    }
+    let (parts, incoming) = response.into_parts();
+    let notices = gw.list_changed.subscribe();
+    let name = upstream.name.clone();
+    let frames = http_body_util::BodyStream::new(incoming);
+    let merged = futures_util::stream::unfold(
+        (frames, notices, name, false),
+        |(mut frames, mut notices, name, done)| async move {
+            if done {
+                return None;
+            }
+            loop {
+                tokio::select! {
+                    frame = frames.next() => {
+                        return frame.map(|frame| (frame, (frames, notices, name, false)));
+                    }
+                    notice = notices.recv() => match notice {
+                        Ok(changed) if changed == name => {
+                            let text = "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/tools/list_changed\"}\n\n";
+                            return Some((Ok(hyper::body::Frame::data(Bytes::from_static(text.as_bytes()))), (frames, notices, name, false)));
+                        }
+                        Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                            return frames.next().await.map(|frame| (frame, (frames, notices, name, false)));
+                        }
+                    }
+                }
+            }
+        },
+    );
+    let mut out = Response::new(BodyExt::boxed(http_body_util::StreamBody::new(merged)));
+    *out.status_mut() = parts.status;
+    *out.headers_mut() = upstream::response_headers(&parts.headers);
+    out
+}
