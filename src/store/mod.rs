@@ -383,7 +383,15 @@ impl Store {
 
     /// The name of a source id.
     pub fn source_name(&self, id: u32) -> Option<String> {
-        self.inner.dicts.read().ok()?.source_names.get(&id).cloned()
+        if let Some(name) = self.inner.dicts.read().ok()?.source_names.get(&id).cloned() {
+            return Some(name);
+        }
+        // A batch that adds a source is visible in the tree a moment before its name reaches
+        // the dictionary (published after the batch is applied): read the name from the tree.
+        let mut key = vec![keys::SOURCE_BY_ID];
+        key.extend_from_slice(&id.to_be_bytes());
+        let name = self.inner.tree.get(key).ok()??;
+        String::from_utf8(name.to_vec()).ok()
     }
 
     /// The id of a known type.

@@ -54,12 +54,13 @@ impl Store {
         }
         if let Some(max_bytes) = policy.max_bytes {
             while self.stored_bytes() > max_bytes {
-                let Some(source) = self.source_with_oldest_event()? else {
+                let Some((source, next_oldest)) = self.source_with_oldest_event()? else {
                     break;
                 };
                 let mut excess = self.stored_bytes().saturating_sub(max_bytes) as i64;
-                let step = self.prune_source(source, chunk, |_, len| {
-                    let take = excess > 0;
+                // Stop at events newer than another source's oldest: that one goes first.
+                let step = self.prune_source(source, chunk, |time_ms, len| {
+                    let take = excess > 0 && next_oldest.is_none_or(|t| time_ms <= t);
                     excess -= len as i64;
                     take
                 })?;
@@ -81,8 +82,11 @@ impl Store {
             .unwrap_or_default()
     }
 
-    fn source_with_oldest_event(&self) -> Result<Option<u32>, StoreError> {
+    /// The source whose first stored event is the oldest, and the time of the oldest first
+    /// event of any other source.
+    fn source_with_oldest_event(&self) -> Result<Option<(u32, Option<i64>)>, StoreError> {
         let mut best: Option<(i64, u32)> = None;
+        let mut runner_up: Option<i64> = None;
         for source in self.source_ids() {
             if let Some(item) = self
                 .inner
@@ -94,12 +98,18 @@ impl Store {
                 let text =
                     std::str::from_utf8(&v).map_err(|_| StoreError::Corrupt("utf-8".into()))?;
                 let time = EventView::parse(text)?.time_ms;
-                if best.is_none_or(|(t, _)| time < t) {
-                    best = Some((time, source));
+                match best {
+                    Some((t, _)) if time >= t => {
+                        runner_up = Some(runner_up.map_or(time, |r| r.min(time)));
+                    }
+                    _ => {
+                        runner_up = best.map(|(t, _)| t);
+                        best = Some((time, source));
+                    }
                 }
             }
         }
-        Ok(best.map(|(_, s)| s))
+        Ok(best.map(|(_, s)| (s, runner_up)))
     }
 
     /// Removes, oldest first, up to `chunk` events of one source while `take(time_ms, len)` holds.
