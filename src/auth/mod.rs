@@ -1,5 +1,7 @@
 //! Who may do what: stream subscriber tokens and their roles.
 
+pub mod jwks;
+pub mod jwt;
 mod roles;
 mod stream_tokens;
 
