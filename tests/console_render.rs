@@ -75,9 +75,11 @@ fn calls_pane_rows_title_counts_and_footer() {
     for (w, h) in SIZES {
         let buf = render(&app, w, h);
         let s = lines(&buf);
-        assert!(s[0].starts_with(" mcpsoc "), "{}", dump(&s));
-        assert!(s[0].contains("1 Tool calls 3 (1 deny)"), "{}", dump(&s));
-        assert!(s[0].contains("2 Alerts 1C 2H 0M 0L"), "{}", dump(&s));
+        // Full tab titles when they fit, short ones at 80 columns; counts either way.
+        let full = s[0].starts_with(" mcpsoc ") && s[0].contains("1 Tool calls 3 (1 deny)");
+        let short = s[0].contains("1 Calls 3 (1 deny)") && s[0].contains("5 Other 1");
+        assert!(full || short, "{}", dump(&s));
+        assert!(s[0].contains("2 Alerts 1C 2H "), "{}", dump(&s));
         assert!(s[1].contains("Tool calls 3 shown"), "{}", dump(&s));
         assert!(s[1].contains("following"), "{}", dump(&s));
         assert!(
@@ -149,11 +151,11 @@ fn alerts_pane_rows_title_counts_and_footer() {
     for (w, h) in SIZES {
         let buf = render(&app, w, h);
         let s = lines(&buf);
-        assert!(s[0].contains("2 Alerts 1C 2H 0M 0L"), "{}", dump(&s));
+        assert!(s[0].contains("2 Alerts 1C 2H "), "{}", dump(&s));
         assert!(s[1].contains("Alerts 4 shown, 3 open"), "{}", dump(&s));
         let crit = line_of(&s, "CRIT").expect("critical row");
         assert!(s[crit].contains("▶CRIT NEW"), "{}", dump(&s));
-        assert!(s[crit].contains("poisoning.hidden_instru"), "{}", dump(&s));
+        assert!(s[crit].contains("poisoning.hidden_inst"), "{}", dump(&s));
         assert!(s[crit].contains("MCP03"), "{}", dump(&s));
         let reuse = line_of(&s, "session.reuse").expect("reuse row");
         assert!(
@@ -206,9 +208,9 @@ fn alerts_pane_rows_title_counts_and_footer() {
     );
     feed(&mut app, next);
     let s = screen(&app, 120, 40);
-    assert!(s[0].contains("2 Alerts 2C 1H 0M 0L"), "{}", dump(&s));
+    assert!(s[0].contains("2 Alerts 2C 1H "), "{}", dump(&s));
     assert!(s[1].contains("Alerts 5 shown, 3 open"), "{}", dump(&s));
-    assert_screen(&s, "injection.shell_metacha…");
+    assert_screen(&s, "injection.shell_metac…");
 }
 
 #[test]
@@ -218,7 +220,11 @@ fn sessions_pane_rows_title_counts_and_footer() {
     for (w, h) in SIZES {
         let buf = render(&app, w, h);
         let s = lines(&buf);
-        assert!(s[0].contains("3 Sessions 2"), "{}", dump(&s));
+        assert!(
+            s[0].contains("3 Sessions 2") || s[0].contains("3 Sess 2"),
+            "{}",
+            dump(&s)
+        );
         assert!(
             s[1].contains("Sessions 2 shown, 1 with reuse attempts"),
             "{}",
@@ -231,13 +237,10 @@ fn sessions_pane_rows_title_counts_and_footer() {
         );
         let alice = line_of(&s, "alice:s-7f3a").expect("alice row");
         assert!(s[alice].contains("▶alice:s-7f3a"), "{}", dump(&s));
-        assert!(s[alice].contains("claude-des"), "{}", dump(&s));
-        if w >= 120 {
-            // At 80 columns the fixed columns do not fit and ratatui shrinks some of them,
-            // cut without an ellipsis (see the report).
-            assert!(s[alice].contains("11:02:03 11:59:55 17"), "{}", dump(&s));
-            assert!(s[alice].contains("active"), "{}", dump(&s));
-        }
+        assert!(s[alice].contains("claude-de"), "{}", dump(&s));
+        // The columns fit at 80: times are whole, never cut into a wrong-looking time.
+        assert!(s[alice].contains("11:02:03 11:59:55 17"), "{}", dump(&s));
+        assert!(s[alice].contains("active"), "{}", dump(&s));
         let bob = line_of(&s, "bob:cursor").expect("bob row");
         assert!(
             s[bob].contains("cursor") && s[bob].contains("bound"),
@@ -907,7 +910,7 @@ fn too_small_terminal_says_so() {
     }
     let s = screen(&app, 80, 24);
     refute_screen(&s, "too small");
-    assert!(s[0].starts_with(" mcpsoc "), "{}", dump(&s));
+    assert!(s[0].contains("1 Calls 3"), "{}", dump(&s));
     assert!(s[1].contains("Tool calls 3 shown"), "{}", dump(&s));
     assert!(s[23].contains("q quit"), "{}", dump(&s));
 }

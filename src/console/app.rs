@@ -11,7 +11,7 @@ use std::time::Instant;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use super::data::{AlertRow, ChangeRow, SessionRow, Snapshot};
-use super::filter::{Filterable, Query};
+use super::filter::{FilterKey, Filterable, Query};
 use super::keys::{KeyAction, KeyMap};
 use super::theme::Theme;
 use crate::auth::Role;
@@ -61,6 +61,33 @@ impl Pane {
         }
     }
 
+    /// Tab title for narrow terminals.
+    pub fn short_title(self) -> &'static str {
+        match self {
+            Pane::Calls => "Calls",
+            Pane::Alerts => "Alerts",
+            Pane::Sessions => "Sess",
+            Pane::Approvals => "Appr",
+            Pane::Other => "Other",
+        }
+    }
+
+    /// The filter keys its rows have.
+    pub fn filter_keys(self) -> &'static [FilterKey] {
+        use FilterKey::*;
+        match self {
+            Pane::Calls => &[
+                User, Session, Binding, Tool, Server, Client, Decision, Error, Type,
+            ],
+            Pane::Alerts => &[
+                Rule, Severity, Status, Owasp, User, Session, Binding, Tool, Server, Type,
+            ],
+            Pane::Sessions => &[User, Session, Binding, Client, Server, Status, Type],
+            Pane::Approvals => &[Tool, Server, Status, Type],
+            Pane::Other => &[Type],
+        }
+    }
+
     /// The pane-specific actions, checked before the global ones.
     pub fn actions(self) -> &'static [KeyAction] {
         match self {
@@ -88,6 +115,7 @@ const GLOBAL: &[KeyAction] = &[
     KeyAction::PaneAlerts,
     KeyAction::PaneSessions,
     KeyAction::PaneApprovals,
+    KeyAction::PaneOther,
     KeyAction::Up,
     KeyAction::Down,
     KeyAction::PageUp,
@@ -714,6 +742,21 @@ fn on_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
             }
             KeyCode::Enter => match Query::parse(&input) {
                 Ok(query) => {
+                    let allowed = app.pane.filter_keys();
+                    if let Some(bad) = query.keys().into_iter().find(|k| !allowed.contains(k)) {
+                        let names: Vec<&str> = allowed.iter().map(|k| k.name()).collect();
+                        let error = format!(
+                            "{} rows have no `{}` (keys here: {})",
+                            app.pane.title(),
+                            bad.name(),
+                            names.join(", ")
+                        );
+                        app.mode = Mode::Filter {
+                            input,
+                            error: Some(error),
+                        };
+                        return Vec::new();
+                    }
                     app.mode = Mode::Normal;
                     set_filter(app, app.pane, input, query)
                 }
@@ -942,6 +985,12 @@ fn on_normal_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
                 app.overlay = Overlay::None;
                 return Vec::new();
             }
+            // Navigation keys would change which row the open detail shows: ignore them.
+            KeyAction::Top
+            | KeyAction::Bottom
+            | KeyAction::Pause
+            | KeyAction::Follow
+            | KeyAction::Filter => return Vec::new(),
             _ => {}
         }
     }
@@ -959,6 +1008,7 @@ fn on_normal_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
         KeyAction::PaneAlerts => switch(app, Pane::Alerts),
         KeyAction::PaneSessions => switch(app, Pane::Sessions),
         KeyAction::PaneApprovals => switch(app, Pane::Approvals),
+        KeyAction::PaneOther => switch(app, Pane::Other),
         KeyAction::Up => move_by(app, -1),
         KeyAction::Down => move_by(app, 1),
         KeyAction::PageUp => move_by(app, -(app.page as i64)),
@@ -1026,6 +1076,7 @@ fn on_normal_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
         }
         KeyAction::Help => {
             app.overlay = Overlay::Help;
+            app.detail_scroll = 0;
             Vec::new()
         }
         KeyAction::JumpSession => jump_session(app),
@@ -1051,7 +1102,7 @@ fn move_by(app: &mut App, delta: i64) -> Vec<Effect> {
     state.selected = next;
     let mut effects = Vec::new();
     if pane == Pane::Calls {
-        // Moving away from the newest row pauses the follow; coming back to it resumes.
+        // Moving away from the newest row pauses the follow; only `f` (or End) resumes it.
         if delta != 0 && next != 0 {
             state.follow = false;
         }
@@ -1155,7 +1206,7 @@ fn alert_command(app: &mut App, action: KeyAction) -> Vec<Effect> {
                 alert_id: id.clone(),
                 note: None,
             },
-            "acknowledging",
+            "acking",
         )
     } else {
         (
@@ -1218,7 +1269,7 @@ fn contain(app: &mut App) -> Vec<Effect> {
                 reason: reason.clone(),
             },
             target: Target::Session(source, binding),
-            label: "revoking session".into(),
+            label: "revoking".into(),
         })
     });
     let tool = match (&row.alert.refs.upstream, &row.alert.refs.tool) {
@@ -1231,7 +1282,7 @@ fn contain(app: &mut App) -> Vec<Effect> {
                     reason: reason.clone(),
                 },
                 target: Target::Tool(source, upstream.clone(), tool.clone()),
-                label: "blocking tool".into(),
+                label: "blocking".into(),
             })
         }
         _ => None,

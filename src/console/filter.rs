@@ -268,6 +268,18 @@ impl Query {
         })
     }
 
+    /// Every field key the query tests (so a pane can refuse keys its rows do not have).
+    pub fn keys(&self) -> Vec<FilterKey> {
+        self.terms
+            .iter()
+            .filter_map(|term| match &term.test {
+                Test::Field { key, .. } => Some(*key),
+                Test::Severity(..) => Some(FilterKey::Severity),
+                Test::Text(_) => None,
+            })
+            .collect()
+    }
+
     /// The value of the first positive, glob-free `key:value` term, as typed, so the console
     /// can read the user or session index instead of scanning every row.
     pub fn exact(&self, key: FilterKey) -> Option<&str> {

@@ -22,6 +22,8 @@ pub enum KeyAction {
     PaneSessions,
     /// Approvals pane.
     PaneApprovals,
+    /// Other (unknown event types) pane.
+    PaneOther,
     /// Selection up.
     Up,
     /// Selection down.

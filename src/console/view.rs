@@ -103,46 +103,72 @@ fn draw_tabs(frame: &mut Frame<'_>, app: &App, area: Rect) {
             .filter(|a| a.alert.severity == sev && a.alert.status != AlertStatus::Resolved)
             .count()
     };
-    let mut spans = vec![Span::styled(" mcpsoc ", app.theme.title)];
-    for pane in Pane::ALL {
-        let count = match pane {
-            Pane::Calls => {
-                let denied = s
-                    .calls
-                    .iter()
-                    .filter(|c| c.call.decision == crate::protocol::events::Decision::Deny)
-                    .count();
-                if denied > 0 {
-                    format!("{} ({denied} deny)", s.calls.len())
-                } else {
-                    s.calls.len().to_string()
-                }
-            }
-            Pane::Alerts => {
-                let (c, h, m) = (
-                    open(Severity::Critical),
-                    open(Severity::High),
-                    open(Severity::Medium),
-                );
-                let low = open(Severity::Low) + open(Severity::Info);
-                format!("{c}C {h}H {m}M {low}L")
-            }
-            Pane::Sessions => s.sessions.len().to_string(),
-            Pane::Approvals => s.changes.len().to_string(),
-            Pane::Other => s.other.len().to_string(),
-        };
-        let style = if pane == app.pane {
-            app.theme.selected
+    let alert_counts = {
+        let parts: Vec<String> = [
+            (Severity::Critical, "C"),
+            (Severity::High, "H"),
+            (Severity::Medium, "M"),
+        ]
+        .iter()
+        .map(|(sev, letter)| (open(*sev), letter))
+        .chain(std::iter::once((
+            open(Severity::Low) + open(Severity::Info),
+            &"L",
+        )))
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, letter)| format!("{n}{letter}"))
+        .collect();
+        if parts.is_empty() {
+            "0".to_string()
         } else {
-            app.theme.muted
+            parts.join(" ")
+        }
+    };
+    let denied = s
+        .calls
+        .iter()
+        .filter(|c| c.call.decision == crate::protocol::events::Decision::Deny)
+        .count();
+    let counts = |pane: Pane| match pane {
+        Pane::Calls if denied > 0 => format!("{} ({denied} deny)", s.calls.len()),
+        Pane::Calls => s.calls.len().to_string(),
+        Pane::Alerts => alert_counts.clone(),
+        Pane::Sessions => s.sessions.len().to_string(),
+        Pane::Approvals => s.changes.len().to_string(),
+        Pane::Other => s.other.len().to_string(),
+    };
+    let build = |short: bool| {
+        let mut spans = if short {
+            Vec::new()
+        } else {
+            vec![Span::styled(" mcpsoc ", app.theme.title)]
         };
-        spans.push(Span::raw(" "));
-        spans.push(Span::styled(
-            format!(" {} {} {} ", pane.index() + 1, pane.title(), count),
-            style,
-        ));
-    }
-    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+        for pane in Pane::ALL {
+            let name = if short {
+                pane.short_title()
+            } else {
+                pane.title()
+            };
+            let style = if pane == app.pane {
+                app.theme.selected
+            } else {
+                app.theme.muted
+            };
+            spans.push(Span::raw(if short { "" } else { " " }));
+            spans.push(Span::styled(
+                format!(" {} {} {} ", pane.index() + 1, name, counts(pane)),
+                style,
+            ));
+        }
+        Line::from(spans)
+    };
+    let full = build(false);
+    let line = if full.width() <= area.width as usize {
+        full
+    } else {
+        build(true)
+    };
+    frame.render_widget(Paragraph::new(line), area);
 }
 
 fn draw_status(frame: &mut Frame<'_>, app: &App, area: Rect) {
@@ -374,6 +400,7 @@ fn draw_help(frame: &mut Frame<'_>, app: &App, area: Rect) {
         KeyAction::PaneAlerts,
         KeyAction::PaneSessions,
         KeyAction::PaneApprovals,
+        KeyAction::PaneOther,
         KeyAction::Help,
         KeyAction::Quit,
     ] {

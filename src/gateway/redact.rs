@@ -25,9 +25,9 @@ fn patterns() -> &'static [(&'static str, Regex)] {
             ("bearer_token", r"(?i)\bbearer\s+[A-Za-z0-9\-._~+/]{20,}=*"),
             (
                 "assigned_secret",
-                r#"(?i)\b(?:password|passwd|secret|api[_-]?key|access[_-]?token|auth[_-]?token|client[_-]?secret)\b["']?\s*[:=]\s*["']?[^\s"',;]{8,}"#,
+                r#"(?i)(?P<keep>[A-Za-z0-9_\-]*(?:password|passwd|secret|api[_-]?key|access[_-]?token|auth[_-]?token)["']?\s*[:=]\s*["']?)(?P<secret>[^\s"',;]{8,})"#,
             ),
-            ("aws_secret_key", r#"(?i)aws_secret_access_key["']?\s*[:=]\s*["']?[A-Za-z0-9/+=]{40}"#),
+            ("aws_secret_key", r#"(?i)(?P<keep>aws_secret_access_key["']?\s*[:=]\s*["']?)(?P<secret>[A-Za-z0-9/+=]{40})"#),
         ];
         table.iter().filter_map(|(kind, re)| Regex::new(re).ok().map(|r| (*kind, r))).collect()
     })
@@ -44,9 +44,11 @@ pub fn redact_text(text: &str) -> (String, Vec<&'static str>) {
         kinds.push(*kind);
         out = re
             .replace_all(&out, |caps: &regex::Captures<'_>| {
-                let hit = &caps[0];
+                // Patterns with a `secret` group keep the text before it (the key name).
+                let keep = caps.name("keep").map(|m| m.as_str()).unwrap_or("");
+                let hit = caps.name("secret").map(|m| m.as_str()).unwrap_or(&caps[0]);
                 let prefix: String = hit.chars().take(4).collect();
-                format!("{MARKER}{kind}:{prefix}…»")
+                format!("{keep}{MARKER}{kind}:{prefix}…»")
             })
             .into_owned();
     }

@@ -16,6 +16,9 @@ pub const MAX_ATTRIBUTE_BYTES: usize = 256;
 pub const MAX_STRING_BYTES: usize = 64 * 1024;
 /// Largest array inside `data`, in elements, before a producer truncates it.
 pub const MAX_ARRAY_ITEMS: usize = 1_000;
+/// Deepest nesting of arrays and objects inside `data`; deeper values are replaced by a marker
+/// (serde_json refuses to parse beyond 128 levels, so consumers could not read them).
+pub const MAX_DEPTH: usize = 32;
 /// Marker appended to a truncated string; the count is of bytes removed.
 pub const TRUNCATION_MARKER: &str = "…[truncated ";
 
@@ -23,6 +26,16 @@ pub const TRUNCATION_MARKER: &str = "…[truncated ";
 /// naming how many bytes were cut) and every array longer than [`MAX_ARRAY_ITEMS`]. Returns
 /// whether anything was cut.
 pub fn clamp_value(value: &mut Value, max_string: usize) -> bool {
+    clamp_at(value, max_string, 0)
+}
+
+fn clamp_at(value: &mut Value, max_string: usize, depth: usize) -> bool {
+    if depth >= MAX_DEPTH && (value.is_array() || value.is_object()) {
+        *value = Value::String(format!(
+            "{TRUNCATION_MARKER}nesting deeper than {MAX_DEPTH} levels]"
+        ));
+        return true;
+    }
     match value {
         Value::String(s) => clamp_string(s, max_string),
         Value::Array(items) => {
@@ -36,14 +49,14 @@ pub fn clamp_value(value: &mut Value, max_string: usize) -> bool {
                 cut = true;
             }
             for item in items.iter_mut() {
-                cut |= clamp_value(item, max_string);
+                cut |= clamp_at(item, max_string, depth + 1);
             }
             cut
         }
         Value::Object(map) => {
             let mut cut = false;
             for item in map.values_mut() {
-                cut |= clamp_value(item, max_string);
+                cut |= clamp_at(item, max_string, depth + 1);
             }
             cut
         }
@@ -104,6 +117,18 @@ mod tests {
         let mut short = "ok".to_string();
         assert!(!clamp_string(&mut short, 5));
         assert_eq!(short, "ok");
+    }
+
+    #[test]
+    fn deep_nesting_is_cut_with_a_marker() {
+        let mut v = serde_json::json!("leaf");
+        for _ in 0..200 {
+            v = serde_json::json!({ "a": v });
+        }
+        assert!(clamp_value(&mut v, MAX_STRING_BYTES));
+        let text = serde_json::to_string(&v).unwrap();
+        assert!(serde_json::from_str::<Value>(&text).is_ok());
+        assert!(text.contains("nesting deeper than"));
     }
 
     #[test]

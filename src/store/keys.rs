@@ -17,7 +17,7 @@
 //! | `S`    | str(session) time source seq                         | empty (tool calls)        |
 //! | `Z`    | kind(u8) source(u32) str(entity key)                 | state record              |
 //! | `A`    | status(u8) !severity(u8) !time(u64) source str(id)   | empty (alerts)            |
-//! | `P`    | time(u64) source str(upstream) str(tool)             | empty (pending changes)   |
+//! | `P`    | time(u64) source str(entity `<len>:upstream/tool`)   | empty (pending changes)   |
 //! | `C`    | counter name                                         | u64                       |
 //! | `X`    | extra meta name                                      | bytes                     |
 //!

@@ -54,6 +54,11 @@ pub enum StoreError {
     /// The store's own data is unreadable.
     #[error("corrupt store record: {0}")]
     Corrupt(String),
+    /// A producer sent more distinct event types than the store can index.
+    #[error(
+        "more than 65,534 distinct event types: refusing new ones (a producer is sending garbage type names)"
+    )]
+    TooManyTypes,
     /// A lock was poisoned by a panic in another thread.
     #[error("store lock poisoned")]
     Poisoned,
@@ -342,17 +347,20 @@ impl Store {
         w: &mut Writer,
         batch: &mut state::BatchBuilder<'_>,
         name: &str,
-    ) -> u16 {
+    ) -> Result<u16, StoreError> {
         if let Some(id) = self.type_id(name) {
-            return id;
+            return Ok(id);
         }
         if let Some(id) = batch.pending_type(name) {
-            return id;
+            return Ok(id);
         }
         let id = w.next_type;
+        if id == u16::MAX {
+            return Err(StoreError::TooManyTypes);
+        }
         w.next_type += 1;
         batch.new_type(name, id);
-        id
+        Ok(id)
     }
 
     /// Publishes new dictionary entries after their batch is durable in sled.

@@ -191,7 +191,7 @@ impl<'s> BatchBuilder<'s> {
         text: &str,
     ) -> Result<(), StoreError> {
         let store = self.store;
-        let type_id = store.type_id_locked(w, self, &view.kind);
+        let type_id = store.type_id_locked(w, self, &view.kind)?;
         self.batch
             .insert(keys::event(source, view.sequence).to_vec(), text.as_bytes());
         for key in event_index_keys(type_id, source, view) {

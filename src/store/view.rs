@@ -218,9 +218,10 @@ impl<'a> EventView<'a> {
     }
 }
 
-/// The entity key of a tool change: `upstream/tool`.
+/// The entity key of a tool change: `<len(upstream)>:upstream/tool`.
 pub fn change_key(upstream: &str, tool: &str) -> String {
-    format!("{upstream}/{tool}")
+    // Length-prefixed so that `a/b` + `c` and `a` + `b/c` never share a record.
+    format!("{}:{upstream}/{tool}", upstream.len())
 }
 
 #[cfg(test)]

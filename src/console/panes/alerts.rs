@@ -14,9 +14,9 @@ use crate::protocol::events::{AlertStatus, Evidence, Severity};
 
 const WIDTHS: [Constraint; 6] = [
     Constraint::Length(4),
-    Constraint::Length(12),
+    Constraint::Length(9),
     Constraint::Length(8),
-    Constraint::Length(24),
+    Constraint::Length(22),
     Constraint::Length(5),
     Constraint::Min(20),
 ];
@@ -88,9 +88,9 @@ pub fn draw(frame: &mut Frame<'_>, app: &App, area: Rect) {
             };
             Row::new(vec![
                 cell(severity_label(a.severity), 4, sev),
-                cell(&status.0, 12, status.1),
+                cell(&status.0, 9, status.1),
                 cell(&clock(r.time_ms), 8, base),
-                cell(&a.rule, 24, base),
+                cell(&a.rule, 22, base),
                 cell(&owasp, 5, base),
                 cell(&summary, 200, base),
             ])

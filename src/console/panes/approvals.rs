@@ -20,12 +20,12 @@ use crate::protocol::events::AlertStatus;
 
 const WIDTHS: [Constraint; 7] = [
     Constraint::Length(8),
-    Constraint::Length(12),
-    Constraint::Min(16),
-    Constraint::Length(8),
-    Constraint::Length(15),
-    Constraint::Length(8),
-    Constraint::Length(12),
+    Constraint::Length(10),
+    Constraint::Min(14),
+    Constraint::Length(7),
+    Constraint::Length(13),
+    Constraint::Length(7),
+    Constraint::Length(9),
 ];
 
 /// Alerts that name this change's tool.
@@ -86,20 +86,20 @@ pub fn draw(frame: &mut Frame<'_>, app: &App, area: Rect) {
             };
             Row::new(vec![
                 cell(&clock(r.time_ms), 8, app.theme.base),
-                cell(&c.upstream, 12, app.theme.base),
+                cell(&c.upstream, 10, app.theme.base),
                 cell(&c.tool, 40, app.theme.base),
                 cell(
                     if hidden { "HIDDEN!" } else { kind },
-                    8,
+                    7,
                     if hidden {
                         app.theme.hidden_char
                     } else {
                         app.theme.base
                     },
                 ),
-                cell(&short_hash(&c.proposed_hash), 15, app.theme.muted),
-                cell(&finding_text, 8, finding_style),
-                cell(&status, 12, app.theme.pending),
+                cell(&short_hash(&c.proposed_hash), 13, app.theme.muted),
+                cell(&finding_text, 7, finding_style),
+                cell(&status, 9, app.theme.pending),
             ])
         })
         .collect();

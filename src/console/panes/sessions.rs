@@ -12,14 +12,14 @@ use crate::console::view::{clock, field, full_time};
 use crate::protocol::events::SessionChange;
 
 const WIDTHS: [Constraint; 8] = [
-    Constraint::Min(20),
-    Constraint::Length(12),
-    Constraint::Length(9),
-    Constraint::Length(8),
-    Constraint::Length(8),
-    Constraint::Length(5),
-    Constraint::Length(5),
+    Constraint::Min(16),
     Constraint::Length(10),
+    Constraint::Length(8),
+    Constraint::Length(8),
+    Constraint::Length(8),
+    Constraint::Length(5),
+    Constraint::Length(5),
+    Constraint::Length(8),
 ];
 
 fn change_label(change: SessionChange) -> &'static str {
@@ -69,13 +69,13 @@ pub fn draw(frame: &mut Frame<'_>, app: &App, area: Rect) {
                 .unwrap_or_else(|| change_label(x.change).to_string());
             Row::new(vec![
                 cell(&x.binding, 60, style),
-                cell(&x.client.name, 12, style),
-                cell(x.upstream.as_deref().unwrap_or("-"), 9, style),
+                cell(&x.client.name, 10, style),
+                cell(x.upstream.as_deref().unwrap_or("-"), 8, style),
                 cell(&hhmmss(x.created.as_deref()), 8, style),
                 cell(&clock(r.time_ms), 8, style),
                 cell(&x.call_count.to_string(), 5, style),
                 cell(&x.reuse_attempts.to_string(), 5, style),
-                cell(&state_label, 10, style),
+                cell(&state_label, 8, style),
             ])
         })
         .collect();
