@@ -284,6 +284,17 @@ impl DataWorker {
             self.reload_calls(self.window);
             states_dirty = true;
         } else if !fresh.is_empty() {
+            // A reload from the index (filter change, start) may already hold some of these.
+            let mut newest: HashMap<&str, u64> = HashMap::new();
+            for row in &self.calls {
+                let n = newest.entry(row.source.as_str()).or_insert(0);
+                *n = (*n).max(row.sequence);
+            }
+            fresh.retain(|r| {
+                newest
+                    .get(r.source.as_str())
+                    .is_none_or(|&n| r.sequence > n)
+            });
             fresh.sort_by_key(|r| r.time_ms);
             for row in fresh {
                 self.calls.push_front(row);

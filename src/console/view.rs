@@ -130,8 +130,19 @@ fn draw_tabs(frame: &mut Frame<'_>, app: &App, area: Rect) {
         .filter(|c| c.call.decision == crate::protocol::events::Decision::Deny)
         .count();
     let counts = |pane: Pane| match pane {
-        Pane::Calls if denied > 0 => format!("{} ({denied} deny)", s.calls.len()),
-        Pane::Calls => s.calls.len().to_string(),
+        Pane::Calls => {
+            let more = if s.calls_more { "+" } else { "" };
+            let filtered = if app.panes[Pane::Calls.index()].filter_text.is_empty() {
+                ""
+            } else {
+                "/"
+            };
+            if denied > 0 {
+                format!("{filtered}{}{more} ({denied} deny)", s.calls.len())
+            } else {
+                format!("{filtered}{}{more}", s.calls.len())
+            }
+        }
         Pane::Alerts => alert_counts.clone(),
         Pane::Sessions => s.sessions.len().to_string(),
         Pane::Approvals => s.changes.len().to_string(),
@@ -195,15 +206,21 @@ fn draw_status(frame: &mut Frame<'_>, app: &App, area: Rect) {
                 )
             })
             .unwrap_or_default();
-        let label = sanitize::truncate_to_width(&sanitize::line(&s.state.label()), 40);
         spans.push(Span::styled(
             format!(" {dot} {} ", sanitize::line(&s.name)),
             style,
         ));
-        spans.push(Span::styled(
-            format!("{label} {:.0}/s{age} ", app.rate(&s.name)),
-            app.theme.muted,
-        ));
+        // With a message to show, sources shrink to their dot and name.
+        if app.message.is_none() {
+            let label = sanitize::truncate_to_width(&sanitize::line(&s.state.label()), 60);
+            // Rates and ages only mean something while the link is up.
+            let rate = if matches!(s.state, LinkState::Live | LinkState::Replaying { .. }) {
+                format!(" {:.0}/s{age}", app.rate(&s.name))
+            } else {
+                String::new()
+            };
+            spans.push(Span::styled(format!("{label}{rate} "), app.theme.muted));
+        }
     }
     if app.readonly {
         spans.push(Span::styled(" read-only ", app.theme.warn));
@@ -272,10 +289,40 @@ fn draw_footer(frame: &mut Frame<'_>, app: &App, area: Rect) {
         Mode::Confirm { .. } | Mode::Contain { .. } => {
             Line::from(Span::styled("answer the question above", app.theme.muted))
         }
+        Mode::Normal if app.overlay == Overlay::Detail => {
+            let mut spans = vec![
+                Span::styled(" ↑↓ pgup pgdn", app.theme.footer_key),
+                Span::styled(" scroll ", app.theme.footer_text),
+                Span::styled(" esc", app.theme.footer_key),
+                Span::styled(" close ", app.theme.footer_text),
+            ];
+            for action in app.pane.actions() {
+                if app.action_refusal(*action).is_none() {
+                    spans.push(Span::styled(
+                        format!(" {}", app.keys.label(*action)),
+                        app.theme.footer_key,
+                    ));
+                    spans.push(Span::styled(
+                        format!(" {} ", action.help()),
+                        app.theme.footer_text,
+                    ));
+                }
+            }
+            Line::from(spans)
+        }
         Mode::Normal => {
             let mut spans = Vec::new();
+            let has_rows = app.row_count(app.pane) > 0;
             let mut hint = |action: KeyAction, label: &str| {
                 let key = app.keys.label(action);
+                // Row actions need a row.
+                let needs_row = !matches!(
+                    action,
+                    KeyAction::Filter | KeyAction::NextPane | KeyAction::Help | KeyAction::Quit
+                );
+                if needs_row && !has_rows {
+                    return;
+                }
                 match app.action_refusal(action) {
                     None => {
                         spans.push(Span::styled(format!(" {key}"), app.theme.footer_key));

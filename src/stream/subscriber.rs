@@ -433,12 +433,16 @@ where
                     status.send_modify(|s| {
                         s.last_event = Some(Instant::now());
                         s.head = s.head.max(last);
-                        if matches!(s.state, LinkState::Replaying { head } if last >= head) {
-                            s.state = LinkState::Live;
-                        }
                     });
                 }
                 if let Some(e) = end {
+                    break Err(e);
+                }
+            }
+            // Report a stored batch as soon as it is stored, not when the next frame arrives.
+            (result, last) = ingest_done(&mut in_flight) => {
+                in_flight = None;
+                if let Err(e) = report_stored(result, last, status) {
                     break Err(e);
                 }
             }
@@ -474,13 +478,39 @@ async fn finish(
     let Some((handle, last)) = in_flight.take() else {
         return Ok(());
     };
-    let report = handle
-        .await
+    report_stored(handle.await, last, status)
+}
+
+/// The outcome of the batch being stored (never completes when there is none). Cancel-safe:
+/// the ingest task keeps running if this future is dropped.
+async fn ingest_done(in_flight: &mut Option<InFlight>) -> (IngestResult, u64) {
+    match in_flight {
+        Some((handle, last)) => {
+            let result = (&mut *handle).await;
+            (result, *last)
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// What an ingest task returns.
+type IngestResult = Result<Result<IngestReport, StoreError>, tokio::task::JoinError>;
+
+/// Reports a stored batch; a store error ends the link.
+fn report_stored(
+    result: IngestResult,
+    last: u64,
+    status: &watch::Sender<SourceStatus>,
+) -> Result<(), LinkError> {
+    let report = result
         .map_err(|e| LinkError::Failed(format!("ingest task: {e}")))?
         .map_err(|e| LinkError::Failed(format!("store refused events: {e}")))?;
     status.send_modify(|s| {
         s.ingested += report.stored as u64;
         s.stored = last;
+        if matches!(s.state, LinkState::Replaying { head } if last >= head) {
+            s.state = LinkState::Live;
+        }
     });
     Ok(())
 }
