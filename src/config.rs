@@ -42,8 +42,8 @@ pub struct Config {
     pub store: StoreConfig,
     /// The gateway: listener, token policy, upstreams, its event stream.
     pub gateway: GatewayConfig,
-    /// The monitor's alert stream and the gateway streams it reads.
-    pub monitor: RoleConfig,
+    /// The monitor: the gateway streams it reads, its alert stream, rules and thresholds.
+    pub monitor: MonitorConfig,
     /// The console: sources, theme, keys.
     pub console: ConsoleConfig,
     /// `mcpsoc replay`'s stream.
@@ -204,6 +204,84 @@ pub struct UpstreamConfig {
     /// File holding that credential (first line).
     #[serde(default)]
     pub credential_file: Option<PathBuf>,
+}
+
+/// The monitor's settings.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MonitorConfig {
+    /// The monitor's alert stream.
+    pub stream: Option<PublisherConfig>,
+    /// Gateway streams to watch (a responder token there enables containment).
+    pub sources: Vec<SourceConfig>,
+    /// Per rule (`hidden.zero_width`) or family (`hidden`): `{ enabled, severity }`.
+    pub rules: std::collections::BTreeMap<String, crate::monitor::detect::RuleConfig>,
+    /// Thresholds of the stateful detectors.
+    pub thresholds: MonitorThresholds,
+    /// Automatic containment, off unless listed.
+    pub containment: Vec<ContainmentRule>,
+}
+
+/// Thresholds of the stateful detectors.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MonitorThresholds {
+    /// Repeated findings on one subject within this window fold into one alert.
+    pub fold_window_secs: u64,
+    /// Refused tokens from one client or address within the burst window that raise an alert.
+    pub auth_burst_count: u32,
+    /// Burst window, seconds.
+    pub burst_window_secs: u64,
+    /// Errors of one tool within the burst window that raise an alert.
+    pub error_burst_count: u32,
+    /// A result larger than this many bytes is possible exfiltration.
+    pub large_result_bytes: u64,
+    /// Calls per minute below which no spike is raised.
+    pub rate_spike_min_calls: u32,
+    /// A minute with this many times the baseline calls is a spike.
+    pub rate_spike_factor: f64,
+    /// Live sessions of one user above which an alert is raised.
+    pub sessions_per_user: u32,
+    /// Calls a user must have made before a first use of a tool is worth an alert.
+    pub first_use_after_calls: u32,
+}
+
+impl Default for MonitorThresholds {
+    fn default() -> Self {
+        Self {
+            fold_window_secs: 600,
+            auth_burst_count: 5,
+            burst_window_secs: 60,
+            error_burst_count: 10,
+            large_result_bytes: 1_000_000,
+            rate_spike_min_calls: 30,
+            rate_spike_factor: 5.0,
+            sessions_per_user: 20,
+            first_use_after_calls: 20,
+        }
+    }
+}
+
+/// Contain automatically on an alert of a rule (or family) at or above a severity.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContainmentRule {
+    /// Rule id or family name.
+    pub rule: String,
+    /// Least severity that triggers it.
+    pub min_severity: crate::protocol::events::Severity,
+    /// `revoke_session` or `block_tool`.
+    pub action: ContainmentAction,
+}
+
+/// What automatic containment does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContainmentAction {
+    /// Revoke the alert's session binding at the gateway.
+    RevokeSession,
+    /// Block the alert's tool at the gateway.
+    BlockTool,
 }
 
 /// The console's settings.

@@ -64,7 +64,7 @@ fn run(
     match command {
         Command::Console(args) => mcpsoc::console::run(&config, data, &args),
         Command::Gateway => mcpsoc::gateway::run(&config, data),
-        Command::Monitor => mcpsoc::monitor::run(),
+        Command::Monitor => mcpsoc::monitor::run(&config, data),
         Command::Demo => anyhow::bail!("mcpsoc demo is not available yet in this build"),
         Command::Export(args) => mcpsoc::export::run(&config, data, &args),
         Command::Replay(args) => mcpsoc::replay::run(&config, data, &args),
