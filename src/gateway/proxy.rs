@@ -223,11 +223,7 @@ async fn authenticate(
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim);
+        .and_then(crate::auth::bearer);
     let now = chrono::Utc::now().timestamp();
     let outcome = match bearer {
         None => Err((

@@ -108,10 +108,7 @@ where
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            });
+            .and_then(crate::auth::bearer);
         match token.and_then(|t| tokens.authenticate(t.trim())) {
             Some(g) => {
                 grant = Some(g.clone());
