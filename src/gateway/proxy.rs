@@ -184,11 +184,17 @@ fn protected_resource_metadata(gw: &Gateway) -> Response<GatewayBody> {
     json_response(StatusCode::OK, Bytes::from(doc.to_string()))
 }
 
+/// The RFC 9728 §3.1 metadata URL of the resource: the well-known suffix goes between the host
+/// and the resource's path (`https://h/mcp/x` has `https://h/.well-known/oauth-protected-resource/mcp/x`),
+/// which is where `handle` serves it.
 fn metadata_url(gw: &Gateway) -> String {
-    format!(
-        "{}/.well-known/oauth-protected-resource",
-        gw.resource.trim_end_matches('/')
-    )
+    let resource = gw.resource.trim_end_matches('/');
+    let path_start = resource
+        .find("://")
+        .and_then(|i| resource[i + 3..].find('/').map(|j| i + 3 + j))
+        .unwrap_or(resource.len());
+    let (origin, path) = resource.split_at(path_start);
+    format!("{origin}/.well-known/oauth-protected-resource{path}")
 }
 
 async fn refuse(
