@@ -1,0 +1,373 @@
+//! Instructions aimed at the model rather than the user (MCP03 Tool Poisoning in tool
+//! definitions; the same families in results are indirect prompt injection, MCP06).
+//!
+//! Ordinary tool descriptions are model-directed too ("Use this tool when…", "You MUST call
+//! resolve-library-id first"), so the patterns look for what benign descriptions never do:
+//! pseudo-system markup, overriding earlier instructions, hiding things from the user, claims of
+//! authority or consent, and side actions the tool's purpose does not need.
+
+use super::pattern::{Pattern, negated_before, pat, pat_with};
+
+/// Which rule ids the directive patterns raise.
+pub struct DirectiveRules {
+    /// Pseudo-system tags.
+    pub tag: &'static str,
+    /// "Ignore previous instructions".
+    pub override_: &'static str,
+    /// "Do not tell the user".
+    pub conceal: &'static str,
+    /// "The user has authorized", "you are now in developer mode".
+    pub authority: &'static str,
+    /// Side-action directives.
+    pub directive: &'static str,
+}
+
+fn negated(text: &str, start: usize, _end: usize) -> bool {
+    negated_before(text, start)
+}
+
+/// Markup that impersonates a system or priority channel.
+const TAGS: &str = concat!(
+    r"<\s*/?\s*(?:important|system|system[_ ]?(?:prompt|message|instructions?|override)|instructions?|secret|hidden|admin|critical",
+    r"|override|priority|mandatory|assistant[_ ]?instructions|ai[_ ]?instructions|llm[_ ]?instructions|model[_ ]?instructions",
+    r"|note[_ ]?(?:to|for)[_ ]?(?:ai|model|assistant|llm)|tool[_ ]?instructions|context[_ ]?override|urgent|internal|directive|rules)\b[^>]{0,40}>"
+);
+
+/// Directive patterns; `in_result` switches to the stricter result variant (results carry web
+/// pages, Maven POMs with `<system>` elements, logs with `[system]` prefixes...).
+pub fn patterns(r: &DirectiveRules, in_result: bool) -> Vec<Pattern> {
+    let mut out = vec![
+        // --- markup impersonating a system channel
+        pat(
+            r.tag,
+            2,
+            r"<\|(?:im_start|im_end|system|endoftext|start_header_id|eot_id)\|?>|<<\s*/?sys\s*>>|\[/?inst\]",
+        ),
+        pat(
+            r.tag,
+            2,
+            r"\[\s*(?:system|admin|developer|assistant) (?:message|note|prompt|instruction|override|notice)s?\s*\]",
+        ),
+        pat(
+            r.tag,
+            2,
+            r"(?:^|\n)\s*#{1,4} (?:system (?:prompt|message|instructions?|override)|new instructions?|instructions for (?:the )?(?:ai|assistant|model|agent|llm))\b",
+        ),
+        // --- overriding what came before
+        pat_with(
+            r.override_,
+            2,
+            concat!(
+                r"\b(?:ignore|disregard|forget|override|overrule|bypass|abandon|discard|ditch|neglect|set aside|throw out|nevermind|never mind)\b",
+                r"(?: (?:all|any|every|each|of|the|your|my|these|those|previous|previously|prior|above|earlier|preceding|foregoing|original|initial",
+                r"|existing|other|current|system|safety|default|developer|given|provided|old|former|standing|'s))* ",
+                r"(?:instructions?|prompts?|rules|guidelines|guidance|directives?|constraints|policies|policy|restrictions|guardrails",
+                r"|safeguards|programming|orders|commands|system prompt|safety (?:rules|guidelines|policies|measures)|training|context)\b"
+            ),
+            negated,
+        ),
+        pat_with(
+            r.override_,
+            2,
+            r"\b(?:pay no (?:attention|heed|mind) to|no longer (?:follow|obey|apply|respect|honou?r)|stop (?:following|obeying|applying|respecting)|do not (?:follow|obey)|don't (?:follow|obey)|cease (?:following|obeying))\b%w(?:instructions?|rules|guidelines|guidance|directives?|policies|prompts?|restrictions|orders|constraints)\b",
+            negated,
+        ),
+        pat(
+            r.override_,
+            2,
+            r"\b(?:previous|prior|earlier|original|initial|other|existing|system|developer'?s?|default|old)\b%w(?:instructions?|rules|guidelines|guidance|directives?|policies|prompts?|restrictions)\b%w(?:(?:is|are|were|was) (?:now |hereby )?(?:void|null|obsolete|cancell?ed|revoked|superseded|invalid|outdated|suspended|lifted|disabled|overridden)|no longer (?:apply|applies|valid|relevant|in effect|matter))\b",
+        ),
+        pat(
+            r.override_,
+            2,
+            r"\b(?:ignore|disregard|forget|override)\b (?:what|whatever|anything|everything) (?:the |your |this )?\S+ (?:has |have )?(?:asked|said|wants?|wanted|requested|told you|typed|wrote|requires?)\b",
+        ),
+        pat(
+            r.conceal,
+            2,
+            r"\b(?:lie to|deceive|mislead|trick|gaslight) (?:the |your )?(?:user|users|human|humans|person|customer)s?\b",
+        ),
+        pat(
+            r.conceal,
+            2,
+            r"\b(?:always|falsely|confidently) (?:claim|say|state|report|tell the user|assure the user|answer|insist|confirm)\b%w(?:even (?:if|when|though)|regardless of|whether or not|no matter)\b",
+        ),
+        pat(
+            r.authority,
+            2,
+            r"\byou (?:now )?(?:have|hold|possess|were given|have been given|are granted|have been granted) (?:elevated|admin|administrator|administrative|root|superuser|full|unrestricted|unlimited|special|system-level|god) (?:privileges|access|permissions|rights|clearance|powers)\b",
+        ),
+        pat(
+            r.authority,
+            1,
+            r"(?:^|[\n.!>\[(])\s*(?:operator|admin|administrator|system|security|developer|maintainer)s? (?:notice|message|announcement|alert|directive|update|order)\s*[:\-]",
+        ),
+        pat(
+            r.override_,
+            2,
+            r"\b(?:ignore|disregard|forget)\b (?:everything|anything|all|whatever)\b (?:(?:you (?:were|have been|was) )?(?:told|said|given|instructed)|above|before|previously|so far|earlier|that came before)",
+        ),
+        pat(
+            r.override_,
+            2,
+            r"\b(?:new|updated|revised|real|actual|true|secret|hidden|additional|special|overriding|override) (?:system )?(?:instructions?|directives?|orders|rules|task)\b ?(?:follow)?\s*[:!]",
+        ),
+        pat(
+            r.override_,
+            2,
+            r"\b(?:your|the) (?:new|real|true|actual|primary|only|updated) (?:task|goal|objective|mission|purpose|job|instructions?|priority) (?:is|are|will be|now)\b",
+        ),
+        pat(
+            r.override_,
+            2,
+            r"\bfrom now on\b,? (?:you|always|never|ignore|do not|don't|respond|act|reply|answer|every|all|whenever|when|treat|accept|comply|consider|assume|send|forward|include|call|run|execute|behave|speak|write)\b",
+        ),
+        pat_with(
+            r.override_,
+            2,
+            r"\b(?:ignore|disregard|forget|override|overrule|bypass)\b (?:the |what the |whatever the )?(?:user'?s?|human'?s?|original|actual|current) (?:request|question|query|instructions?|task|prompt|message|intent|wishes)\b",
+            negated,
+        ),
+        pat(
+            r.tag,
+            2,
+            r"\b(?:assistant|ai|a\.i\.|agent|llm|model|claude|gpt|copilot|chatbot|system) (?:instructions?|directives?|notes?|tasks?|orders|commands|prompt)\s*:",
+        ),
+        pat(
+            r.override_,
+            2,
+            r"\b(?:takes?|has|have|with|given) (?:absolute |highest |top |the highest |higher |maximum |full |ultimate )?(?:precedence|priority) over (?:any|all|the|every|other|previous|user|system|your|conflicting)\b",
+        ),
+        pat(
+            r.override_,
+            2,
+            r"\b(?:supersedes?|overrides?|overrules?|replaces?) (?:all |any |every |the |your )*(?:previous |prior |other |existing |original |system |user )*(?:instructions|prompts?|rules|guidelines|directives|policies)\b",
+        ),
+        pat(
+            r.override_,
+            2,
+            r"\b(?:highest|top|maximum|absolute|critical|urgent)[ -]priority (?:instruction|directive|task|order|override|message|rule|command)s?\b",
+        ),
+        // --- hiding from the user
+        pat(
+            r.conceal,
+            2,
+            concat!(
+                r"\b(?:do not|don't|dont|never|must not|mustn't|should not|shouldn't|cannot|can't|avoid|refrain from|without) ",
+                r"(?:ever )?(?:tell|telling|inform|informing|mention|mentioning|notify|notifying|alert|alerting|reveal|revealing|disclose",
+                r"|disclosing|warn|warning|bring up|bringing up|acknowledge|acknowledging|let|letting)\b",
+                r"(?: (?:it|this|that|these|them|anything|any of (?:this|it)|about (?:this|it|that|these)|the (?:instructions?|steps?|details?)))?",
+                r"(?: (?:to|with))? (?:the |your |our |any )?(?:user|users|human|humans|operator|customer|person|requester|end user)s?\b(?: (?:know|aware))?"
+            ),
+        ),
+        pat(
+            r.conceal,
+            2,
+            r"\b(?:the )?(?:user|users|human|humans)\b (?:(?:should|must|will|does|do|need|needs|is|are|shall|can|may)(?:n't| not| never)|(?:should|must|will|does|do|shall|can|may) (?:not|never))(?: need to| have to| be able to| ever)? (?:know|see|notice|find out|be told|be informed|be aware|learn|realize|suspect|be notified|be shown|read|discover)\b",
+        ),
+        pat(
+            r.conceal,
+            2,
+            r"\b(?:keep|keeping) (?:this|it|these|them|that|the (?:instructions?|request|step|process|action|note|following)) (?:secret|hidden|invisible|quiet|confidential|to yourself|between us)\b",
+        ),
+        pat(
+            r.conceal,
+            2,
+            r"\b(?:hide|conceal|mask|obscure|omit) (?:this|it|these|them|that|the (?:instructions?|requests?|steps?|actions?|fact|operation|calls?|reads?|details?|side effects?))\b%w(?:from )(?:the )?(?:user|users|human|humans|operator)\b",
+        ),
+        pat(
+            r.conceal,
+            2,
+            r"\bhidden from (?:the )?(?:user|users|human|humans|operator)\b",
+        ),
+        pat(
+            r.conceal,
+            2,
+            concat!(
+                r"\b(?:silently|secretly|covertly|quietly|discreetly|stealthily|surreptitiously|invisibly|behind the scenes|behind the user'?s back)\b",
+                r",? (?:also )?(?:read|send|include|forward|copy|upload|call|invoke|run|execute|add|attach|append|change|modify|replace",
+                r"|redirect|pass|bcc|cc|collect|exfiltrate|transfer|post|email|delete|write|fetch|access|retrieve|grab|extract|use|save|store|log|record)\b"
+            ),
+        ),
+        pat(
+            r.conceal,
+            2,
+            r"\bwithout (?:the |their |any )?(?:user'?s?|users'?|human'?s?|owner'?s?) (?:knowledge|awareness|noticing|knowing|seeing|approval|consent|permission|confirmation)\b",
+        ),
+        pat(
+            r.conceal,
+            2,
+            r"\bwithout (?:the )?(?:user|users|them|anyone|human)\b (?:knowing|noticing|seeing|realizing|suspecting|being (?:told|informed|notified|aware))\b",
+        ),
+        pat(
+            r.conceal,
+            2,
+            concat!(
+                r"\b(?:do not|don't|dont|never)\b (?:mention|reveal|disclose|expose|explain|describe|talk about|refer to|acknowledge|repeat|show|print|output|display|log|reference|admit)\b",
+                r" (?:this|these|the|any|that|those)\b(?: (?:hidden|secret|above|following|previous|internal|extra|additional))? ",
+                r"(?:instructions?|notes?|steps?|directives?|rules|requests?|message|text|section|tags?|part|block|side ?effects?|actions?|reads?|operations?|behaviou?r|context|file reads?|first step)\b"
+            ),
+        ),
+        pat(
+            r.conceal,
+            2,
+            r"\b(?:upset|upsetting|alarm|alarming|scare|scaring|frighten|frightening|worry|worrying|panic|spook) (?:the )?(?:user|users|human)\b",
+        ),
+        pat(
+            r.conceal,
+            1,
+            r"\b(?:mere|merely|just|only|simply) (?:an? )?(?:implementation|internal|technical|unimportant|irrelevant|minor) (?:detail|step|requirement|annoyance)\b",
+        ),
+        // --- claims of authority, consent, identity
+        pat(
+            r.authority,
+            2,
+            r"\b(?:the )?(?:user|users|owner|admin|administrator|operator) (?:has|have) (?:already )?(?:explicitly |previously |fully )?(?:authori[sz]ed|consented|pre-?approved|granted (?:you )?(?:full )?(?:permission|access|consent)|given (?:you )?(?:full )?(?:permission|consent))\b",
+        ),
+        pat(
+            r.authority,
+            2,
+            r"\b(?:this|the|these) (?:action|request|access|transfer|operation|instruction|tool|step)s? (?:is|are|has been|have been) (?:pre-?)?(?:authori[sz]ed|approved|sanctioned|whitelisted|allow-?listed) by (?:the )?(?:user|admin|administrator|owner|security team|system|developers?|anthropic|openai)\b",
+        ),
+        pat(
+            r.authority,
+            2,
+            r"\b(?:you are|you're|you have been|you've been) (?:now )?(?:fully )?(?:authori[sz]ed|permitted|allowed|cleared|granted permission) to (?:read|access|send|share|bypass|ignore|disclose|run|execute|delete|transfer|reveal|skip|override)\b",
+        ),
+        pat(
+            r.authority,
+            2,
+            r"\b(?:no need|there is no need|there's no need|do not|don't|never) (?:to )?(?:ask|asking|request|requesting|seek|seeking|get|getting|wait for|confirm|confirming|check|checking|verify|verifying)\b(?: (?:with|for))? (?:the )?(?:user'?s?|human'?s?|their|any)? ?(?:permission|consent|confirmation|approval|authori[sz]ation)\b",
+        ),
+        pat(
+            r.authority,
+            2,
+            r"\b(?:you are|you're|act as|acting as|pretend (?:to be|you are|that you are)|roleplay as|role-play as|assume the role of|behave as|from now on you are) (?:a |an |the )?(?:unrestricted|jailbroken|uncensored|evil|unfiltered|unaligned|rogue|dan\b|do anything now|developer mode|god mode)",
+        ),
+        pat(
+            r.authority,
+            2,
+            r"\byou are (?:now )?(?:in|running in|operating in) (?:a |an )?(?:developer|admin|god|jailbreak|unrestricted|dan|debug|maintenance|root|sudo|test|safe-?mode-?off) mode\b",
+        ),
+        pat(
+            r.authority,
+            2,
+            r"\b(?:system|admin|administrator|developer|root|sudo|security|emergency) override\b|\b(?:jailbreak|god|dan) mode\b",
+        ),
+        pat(
+            r.authority,
+            2,
+            r"\btreat\b%w(?:as|like) (?:if )?(?:it )?(?:coming from |came from |from |sent by |issued by )?(?:the |an? |your )?(?:admin|administrator|developer|system|root|owner|operator|superuser)\b",
+        ),
+        pat(
+            r.authority,
+            1,
+            r"\b(?:comply|proceed|act|execute|obey) (?:immediately |silently |always )?without (?:checking|verification|verifying|question(?:ing)?|hesitation|asking|confirmation|any checks?)\b",
+        ),
+        pat(
+            r.authority,
+            2,
+            r"\byou are no longer (?:an? |the )?(?:ai|assistant|bound|restricted|limited|claude|chatgpt|required)\b",
+        ),
+        pat(
+            r.authority,
+            2,
+            r"\b(?:this is|this message is|message from|sent by|instructions? from|note from) (?:the |your |an? )?(?:system administrator|system admin|anthropic|openai|your developers?|the developers? of (?:this|the) (?:assistant|model|ai)|security team|it department|model provider)\b",
+        ),
+        // --- addressing the model directly
+        pat(
+            r.directive,
+            2,
+            r"\b(?:note|message|instructions?|reminder|memo|notice|directive|request|warning) (?:to|for) (?:the |any |all |every )?(?:ai|a\.i\.|llm|llms|model|models|assistant|assistants|agent|agents|claude|gpt|chatgpt|copilot|gemini|cursor|language model)s?(?:\s*[:\-\]\)>]|\b (?:reading|processing|summari[sz]ing|below|follows?))",
+        ),
+        pat(
+            r.directive,
+            2,
+            r"\b(?:to |for )?(?:whichever|whatever|any|every|all|each|the) (?:ai|a\.i\.|llm|language model|assistant|ai assistant|agent|ai agent|model|bot|chatbot)s? (?:is |are |that (?:is|are) |who (?:is|are) )?(?:reading|processing|summari[sz]ing|parsing|handling|viewing|analy[sz]ing|working on)\b",
+        ),
+        pat(
+            r.directive,
+            2,
+            r"(?:^|[\n.!>\[(\x22'`-])\s*(?:ai|a\.i\.|llm|llms|ai assistants?|assistants|ai agents?|agents|ai models?|language models?|bots|chatbots) ?[:,] (?:the |you |please |do |don't |never |always |ignore |now |first |also |when |before )",
+        ),
+        pat(
+            r.directive,
+            2,
+            r"\bif you are (?:an? |the )?(?:ai|a\.i\.|llm|large language model|language model|assistant|ai assistant|agent|ai agent|chatbot|bot|automated (?:system|agent|assistant)|model)\b",
+        ),
+        pat(
+            r.directive,
+            2,
+            r"\b(?:dear|hey|hi|hello|attention|attn|to) (?:the )?(?:ai|a\.i\.|llm|ai assistant|assistant|ai agent|agent|model|claude|chatgpt|gpt|copilot|gemini|cursor)\b ?[:,!]",
+        ),
+        pat(
+            r.directive,
+            2,
+            r"\b(?:ai|llm|gpt|claude) (?:assistants?|agents?|models?|systems?|bots?|readers?) (?:reading|processing|summari[sz]ing|parsing|viewing|handling|seeing) this\b",
+        ),
+        // --- side-action directives (weak alone: they need corroboration)
+        pat(
+            r.directive,
+            1,
+            concat!(
+                r"\bbefore (?:using|calling|invoking|running|executing|you use|you call|you invoke|doing anything|responding|answering|proceeding|continuing|anything else)",
+                r"(?: (?:this|the|any|each|every))?(?: (?:tool|function|command|action|request|task|query|step|operation)s?)?,? ",
+                r"(?:(?:you )?(?:must|should|need to|have to|are required to) |always |first |please )*(?:first )?",
+                r"(?:read|call|invoke|run|execute|fetch|open|load|send|pass|include|attach|upload|retrieve|access|check|cat|get|copy|collect|print|echo|post|curl|use|look)\b"
+            ),
+        ),
+        pat(
+            r.directive,
+            1,
+            concat!(
+                r"\b(?:otherwise|or else|if not|if you don't|if you do not|failure to do so|if you fail to|if this is not done|unless you do)\b,? (?:the )?",
+                r"(?:tool|function|application|app|system|server|request|operation|process|everything|it|this)\b",
+                r"(?: will| would| might| could| may| is going to)? (?:not work|fail|crash|break|error|stop working|be (?:blocked|rejected|lost|deleted)|malfunction|refuse|not function)"
+            ),
+        ),
+        pat(
+            r.directive,
+            1,
+            r"\b(?:this is|it is|it's|that is) (?:very |extremely |really |super |absolutely |critically |incredibly |vitally |most )+(?:important|critical|crucial|vital|essential|urgent)\b|\bvery,? very\b",
+        ),
+        pat(
+            r.directive,
+            1,
+            r"\b(?:you must|you are required to|you have to|you need to|it is mandatory to|make sure (?:to|you)|be sure to|always|never forget to|remember to) (?:always |first |also )?(?:read|send|include|forward|copy|upload|email|bcc|cc|collect|fetch|access|retrieve|attach|append|provide|pass|execute|run|post|share|leak|disclose|reveal)\b",
+        ),
+        pat(
+            r.directive,
+            1,
+            r"\b(?:the (?:tool|function|server|system) (?:requires|needs) (?:access to|a copy of|the contents? of)|(?:is|are) required for (?:the tool|this tool|it) to work)\b",
+        ),
+    ];
+    if in_result {
+        // Results: `<system>` and friends appear in real XML, so they need directive words
+        // nearby; add the result-only cues.
+        out.push(pat(r.tag, 1, TAGS));
+        out.push(pat(
+            r.tag,
+            2,
+            r"<\s*/?\s*(?:important|instructions?|secret|hidden|override|assistant[_ ]?instructions|ai[_ ]?instructions|note[_ ]?(?:to|for)[_ ]?(?:ai|model|assistant|llm)|system[_ ]?(?:prompt|override))\s*>",
+        ));
+    } else {
+        out.push(pat(r.tag, 2, TAGS));
+        // Remote code and destructive commands in a tool definition (MCP05).
+        out.push(pat(
+            "poisoning.dangerous_command",
+            2,
+            r"\b(?:curl|wget|iwr|invoke-webrequest|irm)\b[^\n|]{0,200}\|\s*(?:sudo )?(?:ba|z|da|k|fi)?sh\b|\b(?:curl|wget)\b[^\n]{0,200}(?:&&|;)\s*(?:sh|bash|chmod \+x)\b",
+        ));
+        out.push(pat(
+            "poisoning.dangerous_command",
+            2,
+            r"\bchmod\b(?: -r)? (?:0?777|0?666|a\+rwx|o\+w|-r 0?777|-r 0?666)\b|\brm (?:-rf|-fr|-r -f|--no-preserve-root)\b (?:/|~|\$home|\*)|\bmkfs\.|\bdd if=\S+ of=/dev/|:\(\)\{ ?:\|:& ?\};:",
+        ));
+        out.push(pat(
+            "poisoning.dangerous_command",
+            2,
+            r"\b(?:prefix|prepend|append|add)\b%w(?:every|each|all|any) (?:shell |terminal |bash )?(?:commands?|invocations?|calls?)\b%w(?:with|by)\b",
+        ));
+    }
+    out
+}
