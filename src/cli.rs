@@ -34,7 +34,7 @@ pub enum Command {
     /// Detectors over gateway streams (poisoning, injection, secrets, hijack), publishes alerts.
     Monitor,
     /// Runs a sample server, gateway, monitor, traffic and the console together.
-    Demo,
+    Demo(crate::demo::DemoArgs),
     /// Writes stored events as JSON lines, for a SIEM or jq.
     Export(ExportArgs),
     /// Publishes the events of a JSON-lines file (or stdin) as a stream source.

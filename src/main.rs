@@ -11,6 +11,8 @@ fn main() -> ExitCode {
     // The console owns the terminal: its log goes to a file beside its store, never to stderr.
     let _log_guard = match &command {
         Command::Console(_) => log_to_file(&cli.log, cli.data.as_deref()),
+        // The demo may own the terminal too: it logs to a file in its own data folder.
+        Command::Demo(_) => None,
         _ => {
             log_to_stderr(&cli.log);
             None
@@ -65,7 +67,7 @@ fn run(
         Command::Console(args) => mcpsoc::console::run(&config, data, &args),
         Command::Gateway => mcpsoc::gateway::run(&config, data),
         Command::Monitor => mcpsoc::monitor::run(&config, data),
-        Command::Demo => anyhow::bail!("mcpsoc demo is not available yet in this build"),
+        Command::Demo(args) => mcpsoc::demo::run(&config, data, &args),
         Command::Export(args) => mcpsoc::export::run(&config, data, &args),
         Command::Replay(args) => mcpsoc::replay::run(&config, data, &args),
         Command::Eval(args) => mcpsoc::monitor::eval::run(&config, &args),

@@ -28,6 +28,22 @@ use crate::stream::SourceSpec;
 
 /// Runs the console until the user quits.
 pub fn run(config: &Config, data: Option<&Path>, args: &ConsoleArgs) -> anyhow::Result<()> {
+    let prepared = prepare(config, args)?;
+    let store = crate::runtime::open_store(config, data, "console")?;
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(run_prepared(prepared, store))
+}
+
+/// A console ready to start: its state, keys, theme and sources, read from the configuration.
+pub struct Prepared {
+    app: app::App,
+    specs: Vec<SourceSpec>,
+    retention: crate::store::Retention,
+}
+
+/// Reads what the console needs (theme, key bindings, source tokens). Blocking file reads, no
+/// terminal: call it off the async threads.
+pub fn prepare(config: &Config, args: &ConsoleArgs) -> anyhow::Result<Prepared> {
     let specs = if args.offline {
         Vec::new()
     } else {
@@ -54,8 +70,6 @@ pub fn run(config: &Config, data: Option<&Path>, args: &ConsoleArgs) -> anyhow::
         .collect();
     let keymap = keys::KeyMap::with_overrides(&overrides)
         .map_err(|e| anyhow::anyhow!("[console.keys] {e}"))?;
-    let store = crate::runtime::open_store(config, data, "console")?;
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let app = app::App::new(
         theme,
         theme_name,
@@ -64,12 +78,17 @@ pub fn run(config: &Config, data: Option<&Path>, args: &ConsoleArgs) -> anyhow::
         args.offline,
         config.console.bell && !args.no_bell,
     );
-    runtime.block_on(shell::run(
+    Ok(Prepared {
         app,
-        store,
         specs,
-        crate::runtime::retention(config),
-    ))
+        retention: crate::runtime::retention(config),
+    })
+}
+
+/// Runs a prepared console on the caller's runtime until the user quits (`mcpsoc demo` runs
+/// every role on one runtime this way).
+pub async fn run_prepared(prepared: Prepared, store: crate::store::Store) -> anyhow::Result<()> {
+    shell::run(prepared.app, store, prepared.specs, prepared.retention).await
 }
 
 fn pairs<'a>(values: &'a [String], flag: &str) -> anyhow::Result<Vec<(&'a str, &'a str)>> {
