@@ -156,9 +156,11 @@ async fn new_tools_are_hidden_and_refused_until_approved_over_the_stream() {
         "no tool was approved, so none may be listed: {before:#}"
     );
     let refused = step(&before, 1);
-    let message = refused["error"]["message"].as_str().unwrap_or_default();
+    let message = refused["text"].as_str().unwrap_or_default();
     assert!(
-        message.contains("echo") && message.contains("awaits approval"),
+        refused["is_error"] == true
+            && message.contains("echo")
+            && message.contains("awaits approval"),
         "calling an unapproved tool must be refused with the reason: {refused:#}"
     );
     gw.wait_event("mcpsoc.tool_call.v1", "echo denied", |d| {
@@ -737,9 +739,11 @@ async fn a_rug_pull_is_held_until_the_new_definition_is_approved() {
         "a changed tool must be hidden: {pulled:#}"
     );
     let refused = step(&pulled, 1);
-    let message = refused["error"]["message"].as_str().unwrap_or_default();
+    let message = refused["text"].as_str().unwrap_or_default();
     assert!(
-        message.contains("changed") && message.contains("awaits approval"),
+        refused["is_error"] == true
+            && message.contains("changed")
+            && message.contains("awaits approval"),
         "calling the changed tool must be refused with the reason: {refused:#}"
     );
     let upstream_calls = rug
@@ -800,7 +804,7 @@ async fn a_rug_pull_is_held_until_the_new_definition_is_approved() {
     assert_eq!(audit["data"]["role"], "viewer", "{audit:#}");
     let still = python_client(&peers, &gw.url, "legacy", Some(&alice), &[echo]).await;
     assert!(
-        step(&still, 0)["error"]["message"]
+        step(&still, 0)["text"]
             .as_str()
             .is_some_and(|m| m.contains("awaits approval")),
         "still refused after the viewer's attempt: {still:#}"
@@ -873,77 +877,25 @@ async fn conformance_through_gateway_loses_nothing() {
         direct.summary("direct"),
         direct.output.display()
     );
-    // A scenario that passes directly and not through the gateway is a loss, with one
-    // exception that is checked, not assumed: the suite calls tools of its own test server
-    // (`test_simple_text`, ...) that server-everything does not have. Directly, server-everything
-    // answers such a call with an `isError` *result* ("Tool ... not found"), which the suite
-    // counts as a pass; the gateway refuses a tool that was never in a listing before it reaches
-    // the server (fail closed, docs/GATEWAY.md) with the JSON-RPC error the MCP spec gives for
-    // an unknown tool. Such a scenario is excused only when the server really lacks the tool, its
-    // direct "pass" was that not-found result, and every failed check through the gateway is
-    // that refusal for that tool.
-    let listed = python_client(&peers, &everything.url, "legacy", None, &["list"]).await;
-    let listed = tool_names(step(&listed, 0));
-    let mut excused = Vec::new();
-    let mut lost = Vec::new();
-    for scenario in direct.passed() {
-        if through.passed().contains(&scenario) {
-            continue;
-        }
-        let failed: Vec<Value> = checks(dir.path(), "gateway", &scenario)
-            .into_iter()
-            .filter(|c| c["status"] != "SUCCESS")
-            .collect();
-        let unlisted_tool = |c: &Value| -> Option<String> {
-            let message = c["errorMessage"].as_str()?;
-            let rest = message.split("tool ").nth(1)?;
-            let (tool, why) = rest.split_once(' ')?;
-            why.starts_with("has not been reviewed: it was never in an approved tools/list")
-                .then(|| tool.to_string())
-        };
-        let tools: Vec<Option<String>> = failed.iter().map(unlisted_tool).collect();
-        let direct_not_found = checks(dir.path(), "direct", &scenario).iter().all(|c| {
-            let result = &c["details"]["result"];
-            result["isError"] == true
-                && result["content"][0]["text"]
-                    .as_str()
-                    .is_some_and(|t| t.contains("not found"))
-        });
-        let excusable = !failed.is_empty()
-            && direct_not_found
-            && tools
-                .iter()
-                .all(|t| t.as_ref().is_some_and(|t| !listed.contains(t)));
-        if excusable {
-            let tools: Vec<String> = tools.into_iter().flatten().collect();
-            excused.push(format!(
-                "{scenario} (calls {}, not a tool of the server)",
-                tools.join(", ")
-            ));
-        } else {
-            lost.push(format!(
+    // Every scenario that passes directly must pass through the gateway. (The suite calls tools
+    // of its own test server that server-everything lacks; the gateway refuses a tool it never
+    // saw listed with an `isError` result, the same shape the server gives for a tool it lacks.)
+    let lost: Vec<String> = direct
+        .passed()
+        .into_iter()
+        .filter(|scenario| !through.passed().contains(scenario))
+        .map(|scenario| {
+            format!(
                 "{scenario}: {:?}",
                 failed_checks(dir.path(), "gateway", &scenario)
-            ));
-        }
-    }
-    if !excused.is_empty() {
-        eprintln!(
-            "conformance: passes directly only through the server's not-found result for a tool \
-             it does not list, refused (fail closed) by the gateway: {}",
-            excused.join("; ")
-        );
-    }
+            )
+        })
+        .collect();
     assert!(
         lost.is_empty(),
         "scenarios that pass directly fail through the gateway:\n{}\n(output: {})",
         lost.join("\n"),
         through.output.display()
-    );
-    assert!(
-        excused.len() <= 2,
-        "more scenarios than the two known ones (tools-call-simple-text, tools-call-error) pass \
-         directly only by the server's not-found result: {excused:?}"
     );
     assert_eq!(
         direct.scenarios.len(),

@@ -764,15 +764,20 @@ async fn tool_call(
         call.reason = Some(reason.clone());
         call.latency_ms = Some(0.0);
         gw.events.emit(EventData::ToolCall(call)).await;
-        let status = if reason.starts_with("scope") {
-            StatusCode::FORBIDDEN
-        } else {
-            StatusCode::OK
-        };
-        return Ok(json_response(
-            status,
-            error_body(message.id.as_ref(), codes::INVALID_PARAMS, &reason),
-        ));
+        if reason.starts_with("scope") {
+            return Ok(json_response(
+                StatusCode::FORBIDDEN,
+                error_body(message.id.as_ref(), codes::POLICY, &reason),
+            ));
+        }
+        // A refused tool answers like a tool that failed (an `isError` result, as servers do for
+        // a tool they lack), so the model sees why and can tell the user.
+        let body = json!({
+            "jsonrpc": "2.0",
+            "id": message.id.clone().unwrap_or(Value::Null),
+            "result": { "content": [{ "type": "text", "text": format!("refused by the mcpsoc gateway: {reason}") }], "isError": true },
+        });
+        return Ok(json_response(StatusCode::OK, Bytes::from(body.to_string())));
     }
     gw.metrics.tool_call(true);
     gw.events.emit(EventData::ToolCall(call.clone())).await;
