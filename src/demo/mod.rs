@@ -290,5 +290,7 @@ async fn demo(base: &Config, dir: &DataDir, args: &DemoArgs, report: Report) -> 
     .await
     .context("preparing the console")??;
     let store = open_store(base, dir.role("console"), "console").await?;
-    crate::console::run_prepared(prepared, store).await
+    crate::console::run_prepared(prepared, store)
+        .await
+        .context("the console (run with --no-tui where there is no terminal)")
 }

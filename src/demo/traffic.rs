@@ -33,6 +33,8 @@ use super::setup::Secrets;
 
 /// Lifetime of the users' access tokens, seconds (sessions are renewed well before).
 const TOKEN_TTL_SECS: i64 = 180;
+/// How the gateway's answer to a refused tool call begins (an `isError` result).
+const GATEWAY_REFUSAL: &str = "refused by the mcpsoc gateway: ";
 /// The audience of the token meant for another service.
 const OTHER_AUDIENCE: &str = "https://api.mail-relay.example";
 
@@ -231,9 +233,14 @@ impl Traffic {
             tokio::time::timeout(Duration::from_secs(15), session.service.call_tool(params)).await;
         let outcome = match answer {
             Err(_) => Outcome::Failed("no answer within 15 s".into()),
-            Ok(Ok(result)) if result.is_error == Some(true) => Outcome::Failed(first_text(
-                &serde_json::to_value(&result).unwrap_or_default(),
-            )),
+            Ok(Ok(result)) if result.is_error == Some(true) => {
+                let text = first_text(&serde_json::to_value(&result).unwrap_or_default());
+                // The gateway answers a refused call like a failed tool, saying why.
+                match text.strip_prefix(GATEWAY_REFUSAL) {
+                    Some(why) => Outcome::Refused(why.to_string()),
+                    None => Outcome::Failed(text),
+                }
+            }
             Ok(Ok(_)) => Outcome::Works,
             Ok(Err(ServiceError::McpError(e))) => Outcome::Refused(e.message.to_string()),
             Ok(Err(e)) => Outcome::Failed(e.to_string()),
