@@ -10,6 +10,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
+use std::io::Write as _;
 use std::path::Path;
 
 use anyhow::Context;
@@ -323,10 +324,18 @@ pub fn run(_config: &Config, args: &EvalArgs) -> anyhow::Result<()> {
     };
     let detectors = Detectors::new(DetectorConfig::default());
     let (report, fp_rules) = evaluate(&detectors, &cases);
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+    let output = if args.json {
+        format!("{}\n", serde_json::to_string_pretty(&report)?)
     } else {
-        print!("{}", render_table(&report, cases.len(), &fp_rules));
+        render_table(&report, cases.len(), &fp_rules)
+    };
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(output.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        // A reader that stopped early (`| head`) is not an error.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.context("writing the report"),
     }
-    Ok(())
 }
