@@ -3,7 +3,6 @@
 //! monitor's alert stream. The rug pull raises alerts on the monitor's stream; a responder's
 //! acknowledge is stored and published; a viewer's is refused.
 
-#[allow(dead_code)]
 mod gateway_support;
 
 use gateway_support::*;
