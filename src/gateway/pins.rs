@@ -19,6 +19,9 @@ struct Pin {
     pending: Option<(String, Value)>,
     rejected: HashSet<String>,
     blocked: bool,
+    /// The hash the upstream offered in its latest listing: calls go through only while it is
+    /// the approved one (a rejected definition is what the server would run).
+    offered: Option<String>,
 }
 
 /// Why a tool may not be called now.
@@ -30,6 +33,8 @@ pub enum CallRefusal {
     Pending(String),
     /// Taken out of service.
     Blocked,
+    /// The server now offers a definition that was rejected (or differs from the approved one).
+    NotApprovedDefinition(String),
 }
 
 impl CallRefusal {
@@ -45,6 +50,9 @@ impl CallRefusal {
             Self::Blocked => {
                 format!("tool {tool} is blocked by a responder until it is approved again")
             }
+            Self::NotApprovedDefinition(hash) => format!(
+                "tool {tool} is now offered with definition {hash}, which is not the approved one (it was rejected or changed)"
+            ),
         }
     }
 }

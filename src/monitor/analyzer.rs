@@ -174,7 +174,10 @@ impl Analyzer {
     }
 
     fn tool_change(&mut self, change: &ToolChange) -> Vec<(Finding, AlertRefs)> {
-        if change.status != ChangeStatus::Pending {
+        // Pending changes, and tools approved with nobody deciding (trust on first use): both
+        // are definitions no person has reviewed.
+        let unreviewed = change.status == ChangeStatus::Approved && change.decided_by.is_none();
+        if change.status != ChangeStatus::Pending && !unreviewed {
             return Vec::new();
         }
         let refs = AlertRefs {
@@ -188,6 +191,7 @@ impl Analyzer {
             content.iter().cloned().map(|f| (f, refs.clone())).collect();
         if let Some(previous) = &change.previous
             && change.previous_hash.is_some()
+            && change.status == ChangeStatus::Pending
         {
             let (severity, what) =
                 rug_pull_severity(previous, &change.proposed, !content.is_empty());
@@ -550,7 +554,7 @@ fn redacted(text: &str, field: &str) -> Option<Finding> {
         severity: Severity::High,
         owasp: OwaspMcp::Mcp01TokenMismanagement,
         summary: format!(
-            "a {} passed through the gateway in the {field} (redacted in events)",
+            "a secret ({}) passed through the gateway in the {field}; events carry it redacted",
             kind.replace('_', " ")
         ),
         evidence: Evidence {
