@@ -250,6 +250,7 @@ fn run_parent() -> BenchResult<()> {
     let startup = child("startup", "")?;
     let filter = child("filter", "")?;
     let memory = child("memory", "")?;
+    let sled_open = child("sled-open", "")?;
     let ceiling = child("ceiling", "")?;
     let _ = std::fs::remove_dir_all(dir.join("ceiling"));
     let ingest = child("ingest", "")?;
@@ -270,7 +271,10 @@ fn run_parent() -> BenchResult<()> {
             store.count()
         );
         drop(store);
-        Some(child("memory", "(big store) ")?)
+        Some((
+            child("memory", "(big store) ")?,
+            child("sled-open", "(big store) ")?,
+        ))
     } else {
         None
     };
@@ -283,6 +287,7 @@ fn run_parent() -> BenchResult<()> {
         startup,
         filter,
         memory,
+        sled_open,
         memory_big,
         ceiling,
         ingest,
@@ -385,7 +390,8 @@ struct Results {
     startup: Value,
     filter: Value,
     memory: Value,
-    memory_big: Option<Value>,
+    sled_open: Value,
+    memory_big: Option<(Value, Value)>,
     ceiling: Value,
     ingest: Value,
     ingest_bare: Value,
@@ -579,25 +585,43 @@ fn print_table(r: &Results) {
     });
 
     // 5. Memory.
-    let mut mem_row = |label: String, v: &Value| {
+    let mem_row = |label: String, v: &Value| {
         let peak = kb_to_mb(f(v, &["after_browse", "hwm_kb"]));
-        rows.push(Row {
-            metric: format!("console memory, {label}: first frame / 10 s browsing"),
+        Row {
+            metric: format!("console memory, {label}: open / first frame / 10 s browsing"),
             value: format!(
-                "RSS {:.0} / {:.0} MB, peak {:.0} MB (window {} rows)",
+                "RSS {:.0} / {:.0} / {:.0} MB, peak {:.0} MB (window {} rows; first frame after {:.0} ms)",
+                kb_to_mb(f(v, &["after_open", "rss_kb"])),
                 kb_to_mb(f(v, &["first_frame", "rss_kb"])),
                 kb_to_mb(f(v, &["after_browse", "rss_kb"])),
                 peak,
-                v["window_rows"].as_u64().unwrap_or(0)
+                v["window_rows"].as_u64().unwrap_or(0),
+                f(v, &["first_frame_ms"])
             ),
             goal: "peak < 150 MB".into(),
             met: yes(peak < 150.0),
-        });
+        }
     };
-    mem_row(format!("{} events", r.memory["stored"]), &r.memory);
+    let sled_row = |label: String, v: &Value| Row {
+        metric: format!("  sled alone, {label}: open"),
+        value: format!(
+            "RSS {:.0} MB after open ({:.0} MB before), {:.0} ms",
+            kb_to_mb(f(v, &["after_open", "rss_kb"])),
+            kb_to_mb(f(v, &["before", "rss_kb"])),
+            f(v, &["open_ms"])
+        ),
+        goal: "(info)".into(),
+        met: "-",
+    };
+    rows.push(mem_row(format!("{} events", r.memory["stored"]), &r.memory));
+    rows.push(sled_row(
+        format!("{} events", r.memory["stored"]),
+        &r.sled_open,
+    ));
     match &r.memory_big {
-        Some(v) => {
-            mem_row(format!("{} events", v["stored"]), v);
+        Some((v, sled)) => {
+            rows.push(mem_row(format!("{} events", v["stored"]), v));
+            rows.push(sled_row(format!("{} events", v["stored"]), sled));
             let small = f(&r.memory, &["after_browse", "hwm_kb"]);
             let large = f(v, &["after_browse", "hwm_kb"]);
             rows.push(Row {
@@ -1030,6 +1054,7 @@ fn run_child(phase: &str) -> BenchResult<()> {
         "startup" => phase_startup(&dir)?,
         "filter" => phase_filter(&dir)?,
         "memory" => phase_memory(&dir)?,
+        "sled-open" => phase_sled_open(&dir)?,
         "ceiling" => phase_ceiling(&dir, stream_count(n))?,
         "ingest" => {
             let ui = std::env::var("MCPSOC_BENCH_UI").map_or(true, |v| v != "0");
@@ -1455,7 +1480,10 @@ fn browse_script() -> Vec<Vec<KeyCode>> {
 
 /// The console's memory after its first frame and after 10 s of browsing and refreshing.
 fn phase_memory(dir: &Path) -> BenchResult<Value> {
+    let started = Instant::now();
     let store = open_console_store(dir)?;
+    let open_ms = ms(started.elapsed());
+    let after_open = memory_json();
     let stored = store.count();
     let mut worker = DataWorker::new(store.clone());
     let mut app = new_app();
@@ -1469,6 +1497,7 @@ fn phase_memory(dir: &Path) -> BenchResult<Value> {
     update(&mut app, Action::Snapshot(Arc::new(worker.refresh_all())));
     let mut terminal = test_terminal()?;
     draw(&mut terminal, &app)?;
+    let first_frame_ms = ms(started.elapsed());
     let first_frame = memory_json();
 
     let script = browse_script();
@@ -1503,11 +1532,38 @@ fn phase_memory(dir: &Path) -> BenchResult<Value> {
     Ok(json!({
         "phase": "memory",
         "stored": stored,
+        "open_ms": open_ms,
+        "first_frame_ms": first_frame_ms,
+        "after_open": after_open,
         "first_frame": first_frame,
         "after_browse": memory_json(),
         "keys": step,
         "frames": frames,
         "window_rows": app.snapshot.calls.len(),
+    }))
+}
+
+/// The console store's directory opened with sled alone (the configuration `Store::open` uses),
+/// no `Store`: what sled itself holds in memory and takes to open.
+fn phase_sled_open(dir: &Path) -> BenchResult<Value> {
+    let options = StoreOptions::default();
+    let before = memory_json();
+    let started = Instant::now();
+    let db = sled::Config::new()
+        .path(dir.join("console"))
+        .cache_capacity(options.cache_bytes)
+        .flush_every_ms(Some(options.flush_every_ms))
+        .mode(sled::Mode::HighThroughput)
+        .open()?;
+    let tree = db.open_tree("events")?;
+    let elapsed = started.elapsed();
+    let first = tree.first()?.is_some();
+    Ok(json!({
+        "phase": "sled-open",
+        "open_ms": ms(elapsed),
+        "before": before,
+        "after_open": memory_json(),
+        "nonempty": first,
     }))
 }
 
