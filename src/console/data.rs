@@ -26,13 +26,15 @@ pub const CALL_WINDOW: usize = 1000;
 pub const CALL_WINDOW_MAX: usize = 50_000;
 /// Most index entries a filter scans before it stops and says so.
 pub const FILTER_SCAN_CAP: usize = 200_000;
+/// Rows read before a filter's first answer (a screen and a bit).
+pub const FIRST_SCREEN: usize = 64;
 /// Least time between two refreshes for new events.
 pub const REFRESH_INTERVAL: Duration = Duration::from_millis(200);
 /// Most state rows (alerts, sessions, changes, other events) loaded.
 pub const STATE_LIMIT: usize = 5_000;
 /// When more than this many events arrived since the last look, the window is re-read from the
 /// index instead of event by event.
-const INCREMENTAL_MAX: u64 = 20_000;
+const INCREMENTAL_MAX: u64 = 2_000;
 
 /// A tool call row.
 #[derive(Debug, Clone)]
@@ -312,10 +314,29 @@ impl DataWorker {
 
     /// Changes the calls filter and re-reads the window.
     pub fn set_calls_filter(&mut self, query: Query) -> Snapshot {
+        self.apply_filter(query);
+        self.fill_window();
+        self.snapshot()
+    }
+
+    /// Changes the calls filter and reads just a first screen of matches, so the answer comes
+    /// at once; [`DataWorker::fill_window`] reads the rest of the window afterwards.
+    pub fn set_calls_filter_first_screen(&mut self, query: Query) -> Snapshot {
+        self.apply_filter(query);
+        self.snapshot()
+    }
+
+    fn apply_filter(&mut self, query: Query) {
         self.calls_filter = query;
         self.window = CALL_WINDOW;
-        self.reload_calls(self.window);
-        self.snapshot()
+        self.reload_calls(FIRST_SCREEN);
+    }
+
+    /// Reads older matches until the window is full (after a first screen).
+    pub fn fill_window(&mut self) {
+        if self.calls.len() < self.window && self.calls_more {
+            self.fill_calls(self.window);
+        }
     }
 
     /// Extends the window with older calls.
@@ -452,6 +473,11 @@ impl DataWorker {
         self.state.other = other;
     }
 
+    /// A snapshot of the current state.
+    pub fn snapshot_now(&mut self) -> Snapshot {
+        self.snapshot()
+    }
+
     fn snapshot(&mut self) -> Snapshot {
         self.generation += 1;
         Snapshot {
@@ -506,7 +532,16 @@ pub fn run_worker(
                 changed = true;
                 None
             }
-            Some(DataRequest::CallsFilter(query)) => Some(worker.set_calls_filter(query)),
+            Some(DataRequest::CallsFilter(query)) => {
+                // The first screen goes out at once; the rest of the window follows.
+                let mut first = worker.set_calls_filter_first_screen(query);
+                first.refresh_time = began.elapsed();
+                if snapshots.send(Arc::new(first)).is_err() {
+                    return;
+                }
+                worker.fill_window();
+                Some(worker.snapshot_now())
+            }
             Some(DataRequest::LoadOlder) => Some(worker.load_older()),
             None => None,
         };

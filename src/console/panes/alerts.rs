@@ -6,7 +6,7 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Row;
 
-use super::{TableSpec, cell, table, title};
+use super::{TableSpec, cell, table, title, visible_window};
 use crate::console::app::{App, Pane, Target};
 use crate::console::sanitize;
 use crate::console::view::{clock, field, full_time};
@@ -55,9 +55,12 @@ fn status_label(status: AlertStatus) -> &'static str {
 pub fn draw(frame: &mut Frame<'_>, app: &App, area: Rect) {
     let s = &app.snapshot;
     let state = &app.panes[Pane::Alerts.index()];
+    let (start, count) = visible_window(state.selected, state.visible.len(), area);
     let rows: Vec<Row> = state
         .visible
         .iter()
+        .skip(start)
+        .take(count)
         .filter_map(|&i| s.alerts.get(i))
         .map(|r| {
             let a = &r.alert;
@@ -111,7 +114,7 @@ pub fn draw(frame: &mut Frame<'_>, app: &App, area: Rect) {
             header: &["sev", "status", "time", "rule", "owasp", "summary"],
             widths: &WIDTHS,
             rows,
-            selected: state.selected,
+            selected: state.selected - start,
             empty: "no alerts — the monitor has found nothing (or is not connected)",
         },
     );

@@ -9,7 +9,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Row;
 
 use super::alerts::{evidence_line, severity_label, severity_style};
-use super::{TableSpec, cell, table, title};
+use super::{TableSpec, cell, table, title, visible_window};
 use crate::console::app::{App, Pane, Target};
 use crate::console::data::{AlertRow, ChangeRow};
 use crate::console::keys::KeyAction;
@@ -53,9 +53,12 @@ fn short_hash(hash: &str) -> String {
 pub fn draw(frame: &mut Frame<'_>, app: &App, area: Rect) {
     let s = &app.snapshot;
     let state = &app.panes[Pane::Approvals.index()];
+    let (start, count) = visible_window(state.selected, state.visible.len(), area);
     let rows: Vec<Row> = state
         .visible
         .iter()
+        .skip(start)
+        .take(count)
         .filter_map(|&i| s.changes.get(i))
         .map(|r| {
             let c = &r.change;
@@ -118,7 +121,7 @@ pub fn draw(frame: &mut Frame<'_>, app: &App, area: Rect) {
             ],
             widths: &WIDTHS,
             rows,
-            selected: state.selected,
+            selected: state.selected - start,
             empty: "no pending tool changes",
         },
     );

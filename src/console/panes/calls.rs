@@ -5,7 +5,7 @@ use ratatui::layout::{Constraint, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Row;
 
-use super::{TableSpec, cell, table, title};
+use super::{TableSpec, cell, table, title, visible_window};
 use crate::console::app::{App, Pane};
 use crate::console::view::{clock, field, full_time, json_lines};
 use crate::protocol::events::{CallPhase, Decision};
@@ -25,9 +25,12 @@ const WIDTHS: [Constraint; 8] = [
 pub fn draw(frame: &mut Frame<'_>, app: &App, area: Rect) {
     let s = &app.snapshot;
     let state = &app.panes[Pane::Calls.index()];
+    let (start, count) = visible_window(state.selected, s.calls.len(), area);
     let rows: Vec<Row> = s
         .calls
         .iter()
+        .skip(start)
+        .take(count)
         .map(|r| {
             let c = &r.call;
             let deny = c.decision == Decision::Deny;
@@ -94,7 +97,7 @@ pub fn draw(frame: &mut Frame<'_>, app: &App, area: Rect) {
             ],
             widths: &WIDTHS,
             rows,
-            selected: state.selected,
+            selected: state.selected - start,
             empty: "no tool calls yet — waiting for events from the sources",
         },
     );

@@ -23,6 +23,18 @@ pub fn cell(text: &str, width: u16, style: Style) -> Cell<'static> {
     ))
 }
 
+/// Which rows a table in `area` shows so that `selected` is on screen: (first, count). Only
+/// these rows are built, so a frame costs the screen, not the whole loaded window.
+pub fn visible_window(selected: usize, total: usize, area: Rect) -> (usize, usize) {
+    let rows = (area.height as usize).saturating_sub(3).max(1); // borders and header
+    let start = if selected < rows {
+        0
+    } else {
+        selected + 1 - rows
+    };
+    (start, rows.min(total.saturating_sub(start)))
+}
+
 /// What a pane's table shows.
 pub struct TableSpec<'a> {
     /// Title line with counts.

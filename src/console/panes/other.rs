@@ -5,7 +5,7 @@ use ratatui::layout::{Constraint, Rect};
 use ratatui::text::Line;
 use ratatui::widgets::Row;
 
-use super::{TableSpec, cell, table, title};
+use super::{TableSpec, cell, table, title, visible_window};
 use crate::console::app::{App, Pane};
 use crate::console::view::{clock, field, full_time, json_lines};
 
@@ -13,9 +13,12 @@ use crate::console::view::{clock, field, full_time, json_lines};
 pub fn draw(frame: &mut Frame<'_>, app: &App, area: Rect) {
     let s = &app.snapshot;
     let state = &app.panes[Pane::Other.index()];
+    let (start, count) = visible_window(state.selected, state.visible.len(), area);
     let rows: Vec<Row> = state
         .visible
         .iter()
+        .skip(start)
+        .take(count)
         .filter_map(|&i| s.other.get(i))
         .map(|r| {
             Row::new(vec![
@@ -44,7 +47,7 @@ pub fn draw(frame: &mut Frame<'_>, app: &App, area: Rect) {
                 Constraint::Min(10),
             ],
             rows,
-            selected: state.selected,
+            selected: state.selected - start,
             empty: "no events of unknown types",
         },
     );

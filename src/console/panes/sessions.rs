@@ -6,7 +6,7 @@ use ratatui::layout::{Constraint, Rect};
 use ratatui::text::Line;
 use ratatui::widgets::Row;
 
-use super::{TableSpec, cell, table, title};
+use super::{TableSpec, cell, table, title, visible_window};
 use crate::console::app::{App, Pane, Target};
 use crate::console::view::{clock, field, full_time};
 use crate::protocol::events::SessionChange;
@@ -44,9 +44,12 @@ fn hhmmss(rfc3339: Option<&str>) -> String {
 pub fn draw(frame: &mut Frame<'_>, app: &App, area: Rect) {
     let s = &app.snapshot;
     let state = &app.panes[Pane::Sessions.index()];
+    let (start, count) = visible_window(state.selected, state.visible.len(), area);
     let rows: Vec<Row> = state
         .visible
         .iter()
+        .skip(start)
+        .take(count)
         .filter_map(|&i| s.sessions.get(i))
         .map(|r| {
             let x = &r.session;
@@ -99,7 +102,7 @@ pub fn draw(frame: &mut Frame<'_>, app: &App, area: Rect) {
             ],
             widths: &WIDTHS,
             rows,
-            selected: state.selected,
+            selected: state.selected - start,
             empty: "no session bindings yet",
         },
     );
