@@ -740,8 +740,9 @@ fn phase_store(dir: &Path, n: u64) -> BenchResult<Value> {
 /// loopback WebSocket; timed from spawn until the subscriber has stored the last event.
 ///
 /// Publisher and subscriber run on a multi-thread tokio runtime; the progress poll runs on this
-/// (main) thread, outside the runtime, because `Store::last_sequence` takes the store's writer
-/// lock and would otherwise stall a runtime worker for as long as an ingest batch holds it.
+/// (main) thread, outside the runtime, so that it never takes a worker from them
+/// (`Store::last_sequence` reads the position of the last applied batch without waiting for
+/// the writer).
 fn phase_stream(dir: &Path, n: u64) -> BenchResult<Value> {
     let publisher_path = dir.join("store");
     let subscriber_path = dir.join("subscriber");

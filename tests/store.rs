@@ -1377,3 +1377,470 @@ fn concurrent_readers_never_see_a_new_source_as_corrupt() {
     let summary = check_store(&store);
     assert_eq!(summary.events, 3001);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Packed indexes
+
+/// xorshift64*: reproducible random streams.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// One generated event and what the indexes should file it under.
+#[derive(Debug, Clone)]
+struct Gen {
+    source: String,
+    seq: u64,
+    time_ms: i64,
+    kind: &'static str,
+    user: Option<String>,
+    session: Option<String>,
+    json: String,
+}
+
+/// A stream of `n` events of `source` whose times wander: equal times, small steps, steps back
+/// (out of order), and jumps past the pack span and across session directory buckets. Tool
+/// calls with and without a session, calls without a user (a non-string `user`), sessions
+/// shared between users, and heartbeats.
+fn wandering_stream(rng: &mut Rng, source: &str, n: u64, start_ms: i64) -> Vec<Gen> {
+    const SESSIONS: [&str; 5] = ["s-a", "s-b", "s-c", "u2:s-d", "s-e"];
+    let mut out = Vec::new();
+    let mut t = start_ms;
+    for seq in 1..=n {
+        t += match rng.below(100) {
+            0..=14 => 0,
+            15..=16 => -(59_000 + rng.below(1_000) as i64),
+            17..=74 => 1 + rng.below(2_000) as i64,
+            75..=89 => -(rng.below(59_000) as i64),
+            90..=96 => 61_000 + rng.below(120_000) as i64,
+            _ => 600_000 + rng.below(900_000) as i64,
+        };
+        let user = format!("u{}", rng.below(3));
+        let session = SESSIONS[rng.below(SESSIONS.len() as u64) as usize].to_string();
+        let (kind, user, session, json) = match rng.below(10) {
+            0..=4 => (
+                ev::TOOL_CALL,
+                Some(user.clone()),
+                Some(session.clone()),
+                envelope(source, seq, t, &tool_call(&user, &session, "read")),
+            ),
+            5 => (
+                ev::TOOL_CALL,
+                Some(user.clone()),
+                None,
+                envelope(
+                    source,
+                    seq,
+                    t,
+                    &EventData::ToolCall(tool_call_data(&user, None, "read")),
+                ),
+            ),
+            6 => (
+                ev::TOOL_CALL,
+                None,
+                Some(session.clone()),
+                raw_event(
+                    source,
+                    seq,
+                    t,
+                    ev::TOOL_CALL,
+                    json!({"user": 7, "session": session, "tool": "read"}),
+                ),
+            ),
+            _ => (
+                ev::HEARTBEAT,
+                None,
+                None,
+                envelope(source, seq, t, &heartbeat(seq)),
+            ),
+        };
+        out.push(Gen {
+            source: source.to_string(),
+            seq,
+            time_ms: t,
+            kind,
+            user,
+            session,
+            json,
+        });
+    }
+    out
+}
+
+/// The exact order of every time-ordered read, newest first: time, source id, sequence.
+fn newest_first(store: &Store, mut events: Vec<&Gen>) -> Vec<(String, u64)> {
+    let id = |g: &Gen| store.source_id(&g.source).expect("source id");
+    events.sort_by_key(|g| std::cmp::Reverse((g.time_ms, id(g), g.seq)));
+    events.iter().map(|g| (g.source.clone(), g.seq)).collect()
+}
+
+fn refs(events: &[StoredEvent]) -> Vec<(String, u64)> {
+    events
+        .iter()
+        .map(|e| (e.source.clone(), e.sequence))
+        .collect()
+}
+
+type Page = Result<(Vec<StoredEvent>, Option<Vec<u8>>), StoreError>;
+
+/// Every page of a newest-first read at page size `size`, concatenated.
+fn paged(size: usize, mut read: impl FnMut(Option<&[u8]>, usize) -> Page) -> Vec<(String, u64)> {
+    let mut out = Vec::new();
+    let mut before: Option<Vec<u8>> = None;
+    loop {
+        let (page, next) = read(before.as_deref(), size).expect("page");
+        assert!(page.len() <= size);
+        if page.is_empty() {
+            assert!(next.is_none(), "an empty page has no cursor");
+            return out;
+        }
+        out.extend(refs(&page));
+        before = next;
+    }
+}
+
+/// Checks every index read of `store` against the events in `live`, exactly, in order.
+fn check_orders(store: &Store, live: &[Gen], rng: &mut Rng) {
+    let by = |f: &dyn Fn(&Gen) -> bool| -> Vec<&Gen> { live.iter().filter(|g| f(g)).collect() };
+    for kind in [ev::TOOL_CALL, ev::HEARTBEAT] {
+        let want = newest_first(store, by(&|g| g.kind == kind));
+        for size in [1, 7, 100, usize::MAX] {
+            let got = paged(size, |b, l| store.newest_of_type(kind, b, l));
+            assert_eq!(got, want, "newest_of_type({kind}) pages of {size}");
+        }
+        for _ in 0..20 {
+            let times: Vec<i64> = live.iter().map(|g| g.time_ms).collect();
+            let (lo, hi) = (
+                *times.iter().min().unwrap_or(&0),
+                *times.iter().max().unwrap_or(&0),
+            );
+            let a = lo - 1000 + rng.below((hi - lo + 2000) as u64 + 1) as i64;
+            let b = a + rng.below(400_000) as i64;
+            let mut want: Vec<(String, u64)> = newest_first(
+                store,
+                by(&|g| g.kind == kind && (a..=b).contains(&g.time_ms)),
+            );
+            want.reverse();
+            let got: Vec<(String, u64)> = store
+                .of_type_between(kind, a, b)
+                .map(|e| e.expect("read"))
+                .map(|e| (e.source, e.sequence))
+                .collect();
+            assert_eq!(got, want, "of_type_between({kind}, {a}, {b})");
+        }
+    }
+    for user in ["u0", "u1", "u2", "7"] {
+        let want = newest_first(store, by(&|g| g.user.as_deref() == Some(user)));
+        for size in [3, usize::MAX] {
+            let got = paged(size, |b, l| store.tool_calls_by_user(user, b, l));
+            assert_eq!(got, want, "tool_calls_by_user({user}) pages of {size}");
+        }
+    }
+    for session in ["s-a", "s-b", "s-c", "u2:s-d", "s-e", "s-"] {
+        let want = newest_first(store, by(&|g| g.session.as_deref() == Some(session)));
+        for size in [1, 5, usize::MAX] {
+            let got = paged(size, |b, l| store.tool_calls_by_session(session, b, l));
+            assert_eq!(
+                got, want,
+                "tool_calls_by_session({session}) pages of {size}"
+            );
+        }
+    }
+}
+
+fn raw_families(dir: &Path) -> std::collections::BTreeMap<char, usize> {
+    let db = common::retry_locked(|| sled::open(dir));
+    let tree = db.open_tree("events").expect("tree");
+    let mut counts = std::collections::BTreeMap::new();
+    for item in tree.iter() {
+        let (k, _) = item.expect("read");
+        *counts.entry(k[0] as char).or_insert(0) += 1;
+    }
+    counts
+}
+
+#[test]
+fn packed_reads_are_exact_across_sources_pages_spans_and_retention() {
+    let dir = temp();
+    let store = open(dir.path());
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let streams: Vec<Vec<Gen>> = ["gw", "edge-2", "edge-3"]
+        .iter()
+        .enumerate()
+        .map(|(i, s)| wandering_stream(&mut rng, s, 900, BASE_MS + i as i64 * 700))
+        .collect();
+    // Interleaved batches of 1 to 300 events, so packs of different sources overlap in time.
+    let mut next = [0usize; 3];
+    while next.iter().zip(&streams).any(|(n, s)| *n < s.len()) {
+        let i = rng.below(3) as usize;
+        let size = 1 + rng.below(300) as usize;
+        let end = (next[i] + size).min(streams[i].len());
+        let batch: Vec<&str> = streams[i][next[i]..end]
+            .iter()
+            .map(|g| g.json.as_str())
+            .collect();
+        store.ingest(&batch).expect("ingest");
+        next[i] = end;
+    }
+    // One batch of 600 heartbeats within a second: more than a pack holds.
+    let mut burst = Vec::new();
+    for k in 0..600u64 {
+        let t = BASE_MS + 5_000 + (k % 7) as i64 * 100;
+        burst.push(Gen {
+            source: "burst".into(),
+            seq: k + 1,
+            time_ms: t,
+            kind: ev::HEARTBEAT,
+            user: None,
+            session: None,
+            json: envelope("burst", k + 1, t, &heartbeat(k)),
+        });
+    }
+    let texts: Vec<&str> = burst.iter().map(|g| g.json.as_str()).collect();
+    store.ingest(&texts).expect("burst");
+    let mut all: Vec<Gen> = streams.into_iter().flatten().collect();
+    all.extend(burst);
+    check_orders(&store, &all, &mut rng);
+    check_store(&store);
+
+    // Retention by age (chunks that end inside ingest batches), then by size.
+    let times: Vec<i64> = all.iter().map(|g| g.time_ms).collect();
+    let middle = (times.iter().min().unwrap_or(&0) + times.iter().max().unwrap_or(&0)) / 2;
+    let policy = Retention {
+        max_age: Some(Duration::from_secs(3600)),
+        max_bytes: None,
+    };
+    let now = time(middle + 3_600_000);
+    assert!(store.prune(&policy, now, 97).expect("prune").removed > 0);
+    let live = |store: &Store, all: &[Gen]| -> Vec<Gen> {
+        let left: BTreeSet<(String, u64)> = store
+            .all_events()
+            .map(|e| e.expect("read"))
+            .map(|e| (e.source, e.sequence))
+            .collect();
+        all.iter()
+            .filter(|g| left.contains(&(g.source.clone(), g.seq)))
+            .cloned()
+            .collect()
+    };
+    let left = live(&store, &all);
+    assert!(!left.is_empty() && left.len() < all.len());
+    check_orders(&store, &left, &mut rng);
+    let policy = Retention {
+        max_age: None,
+        max_bytes: Some(store.stored_bytes() / 3),
+    };
+    assert!(store.prune(&policy, now, 1).expect("prune").removed > 0);
+    let left = live(&store, &all);
+    check_orders(&store, &left, &mut rng);
+    check_store(&store);
+    store.flush().expect("flush");
+    drop(store);
+    check_raw(dir.path());
+}
+
+#[test]
+fn a_batch_writes_about_one_key_per_event() {
+    let dir = temp();
+    let store = open(dir.path());
+    let mut gw = Stream::new("gw").step_ms(10);
+    for i in 0..1000u64 {
+        let user = format!("u{}", i % 20);
+        let session = format!("{user}:s{}", i % 7);
+        gw.push(tool_call(&user, &session, "read"));
+    }
+    store.ingest(&gw.all()).expect("ingest");
+    drop(store);
+    let counts = raw_families(dir.path());
+    assert_eq!(counts.get(&'E'), Some(&1000));
+    assert_eq!(
+        counts.get(&'T'),
+        Some(&2),
+        "a type pack holds at most 512 entries"
+    );
+    assert_eq!(counts.get(&'U'), Some(&20), "one pack per user");
+    assert_eq!(
+        counts.get(&'S'),
+        None,
+        "every call has a user: sessions ride in U packs"
+    );
+    assert_eq!(
+        counts.get(&'s'),
+        Some(&140),
+        "one directory key per session and bucket"
+    );
+    let total: usize = counts.values().sum();
+    assert!(total < 1200, "{total} keys for 1000 events: {counts:?}");
+    check_raw(dir.path());
+}
+
+#[test]
+fn a_store_of_the_earlier_layout_is_reindexed_when_opened() {
+    let dir = temp();
+    let store = open(dir.path());
+    for chunk in mixed_events("gw", 1..=300).chunks(40) {
+        store.ingest(chunk).expect("ingest");
+    }
+    store.ingest(&mixed_events("edge-2", 5..=80)).expect("edge");
+    let before = check_store(&store);
+    drop(store);
+    // Rewrite the indexes the way the earlier layout kept them: one empty-valued key per
+    // event and index (`T type time source seq`, `U user ..`, `S session ..`), no version.
+    {
+        let db = common::retry_locked(|| sled::open(dir.path()));
+        let tree = db.open_tree("events").expect("tree");
+        let mut batch = sled::Batch::default();
+        for f in [b'T', b'U', b'S', b's', b'V'] {
+            for item in tree.scan_prefix([f]) {
+                batch.remove(item.expect("read").0);
+            }
+        }
+        for item in tree.scan_prefix([b'E']) {
+            let (k, v) = item.expect("read");
+            let (source, seq) = mcpsoc::store::keys::parse_event(&k).expect("event key");
+            let text = std::str::from_utf8(&v).expect("utf-8").to_string();
+            let view = mcpsoc::store::view::EventView::parse(&text).expect("view");
+            let mut tkey = vec![b'Y'];
+            tkey.extend_from_slice(view.kind.as_bytes());
+            let type_id = tree.get(tkey).expect("read").expect("type");
+            let tail = |k: &mut Vec<u8>| {
+                k.extend_from_slice(&mcpsoc::store::keys::time_bytes(view.time_ms));
+                k.extend_from_slice(&source.to_be_bytes());
+                k.extend_from_slice(&seq.to_be_bytes());
+            };
+            let mut t = vec![b'T'];
+            t.extend_from_slice(&type_id);
+            tail(&mut t);
+            batch.insert(t, &[][..]);
+            if view.is_tool_call() {
+                for (f, who) in [(b'U', &view.data.user), (b'S', &view.data.session)] {
+                    if let Some(who) = who.as_deref() {
+                        let mut k = vec![f];
+                        mcpsoc::store::keys::push_str(&mut k, who);
+                        tail(&mut k);
+                        batch.insert(k, &[][..]);
+                    }
+                }
+            }
+        }
+        tree.apply_batch(batch).expect("rewrite");
+        db.flush().expect("flush");
+    }
+    let store = open(dir.path());
+    let after = check_store(&store);
+    assert_eq!(after, before);
+    drop(store);
+    check_raw(dir.path());
+}
+
+#[test]
+fn the_raw_checker_sees_dangling_entries_bad_pack_keys_and_directory_damage() {
+    let dir = temp();
+    let store = open(dir.path());
+    store.ingest(&mixed_events("gw", 1..=120)).expect("ingest");
+    drop(store);
+    check_raw(dir.path());
+    let damage = |what: &str, f: &dyn Fn(&sled::Tree)| {
+        let copy = temp();
+        for entry in std::fs::read_dir(dir.path()).expect("dir") {
+            let entry = entry.expect("entry");
+            copy_all(&entry.path(), &copy.path().join(entry.file_name()));
+        }
+        {
+            let db = common::retry_locked(|| sled::open(copy.path()));
+            let tree = db.open_tree("events").expect("tree");
+            f(&tree);
+            db.flush().expect("flush");
+        }
+        let caught = std::panic::catch_unwind(|| check_raw(copy.path()));
+        assert!(caught.is_err(), "check_raw misses: {what}");
+    };
+    use mcpsoc::store::keys;
+    damage("an entry naming a missing event", &|tree| {
+        let prefix = keys::type_prefix(1);
+        let k = keys::pack(&prefix, BASE_MS, 0, 9_999);
+        tree.insert(k, &[][..]).expect("insert");
+    });
+    damage("a pack whose key time is not its newest entry's", &|tree| {
+        let (k, v) = tree
+            .scan_prefix([keys::CALLS_BY_USER])
+            .next()
+            .expect("a pack")
+            .expect("read");
+        let (t, source, first) = keys::pack_tail(&k).expect("tail");
+        let prefix = keys::pack_prefix(&k).expect("prefix").to_vec();
+        tree.remove(&k).expect("remove");
+        tree.insert(keys::pack(&prefix, t + 1, source, first), v)
+            .expect("insert");
+    });
+    damage("a missing session directory key", &|tree| {
+        let (k, _) = tree
+            .scan_prefix([keys::SESSION_DIR])
+            .next()
+            .expect("a directory key")
+            .expect("read");
+        tree.remove(k).expect("remove");
+    });
+    damage("a directory key for no call", &|tree| {
+        tree.insert(keys::session_dir("nobody:s9", 0, Some("nobody")), &[][..])
+            .expect("insert");
+    });
+}
+
+fn copy_all(from: &Path, to: &Path) {
+    if from.is_dir() {
+        std::fs::create_dir_all(to).expect("mkdir");
+        for entry in std::fs::read_dir(from).expect("dir") {
+            let entry = entry.expect("entry");
+            copy_all(&entry.path(), &to.join(entry.file_name()));
+        }
+    } else {
+        std::fs::copy(from, to).expect("copy");
+    }
+}
+
+#[test]
+fn entries_almost_a_pack_span_old_are_merged_in_order() {
+    // Each source writes one pack spanning almost PACK_SPAN_MS; the later pack (by key) holds
+    // the oldest entry. A reader that emitted an entry before reading every pack that may hold
+    // an older one would put b/1 after a/1.
+    let dir = temp();
+    let store = open(dir.path());
+    let k = BASE_MS + 3_600_000;
+    let a = [
+        envelope("a", 1, k - 59_000, &heartbeat(1)),
+        envelope("a", 2, k, &heartbeat(2)),
+    ];
+    let b = [
+        envelope("b", 1, k - 59_400, &heartbeat(1)),
+        envelope("b", 2, k + 500, &heartbeat(2)),
+    ];
+    store.ingest(&a).expect("a");
+    store.ingest(&b).expect("b");
+    let oldest: Vec<(String, u64)> = store
+        .of_type_between(ev::HEARTBEAT, i64::MIN, i64::MAX)
+        .map(|e| e.expect("read"))
+        .map(|e| (e.source, e.sequence))
+        .collect();
+    let r = |s: &str, q: u64| (s.to_string(), q);
+    assert_eq!(oldest, vec![r("b", 1), r("a", 1), r("a", 2), r("b", 2)]);
+    let newest = paged(1, |before, l| {
+        store.newest_of_type(ev::HEARTBEAT, before, l)
+    });
+    assert_eq!(newest, vec![r("b", 2), r("a", 2), r("a", 1), r("b", 1)]);
+    drop(store);
+    check_raw(dir.path());
+}

@@ -15,6 +15,7 @@ pub mod view;
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use chrono::{DateTime, Utc};
@@ -97,8 +98,17 @@ struct Writer {
     last: HashMap<u32, u64>,
     next_source: u32,
     next_type: u16,
-    count: u64,
-    bytes: u64,
+    /// Session directory keys known to be in the tree.
+    dirs: std::collections::HashSet<Vec<u8>>,
+}
+
+/// What readers see of the writer's progress, updated right after each batch is applied, so
+/// that reading a resume position or a counter never waits for a batch being written.
+#[derive(Default)]
+struct Published {
+    last: RwLock<HashMap<u32, u64>>,
+    count: AtomicU64,
+    bytes: AtomicU64,
 }
 
 /// Name/id dictionaries, read without the writer lock.
@@ -120,6 +130,7 @@ struct Inner {
     db: sled::Db,
     tree: sled::Tree,
     writer: Mutex<Writer>,
+    published: Published,
     dicts: RwLock<Dictionaries>,
 }
 
@@ -162,11 +173,83 @@ impl Store {
                 db,
                 tree,
                 writer: Mutex::new(Writer::default()),
+                published: Published::default(),
                 dicts: RwLock::new(Dictionaries::default()),
             }),
         };
         store.load_caches()?;
+        store.upgrade_layout()?;
         Ok(store)
+    }
+
+    /// Rebuilds the event indexes of a store written with an earlier layout (see
+    /// [`keys::LAYOUT`]): drops every index key, indexes every event again a chunk at a time,
+    /// then records the layout version. Interrupted, it starts over at the next open.
+    fn upgrade_layout(&self) -> Result<(), StoreError> {
+        const CHUNK: usize = 1_000;
+        let tree = &self.inner.tree;
+        match tree.get(keys::layout())? {
+            Some(v) if keys::u64_value(&v) == Some(keys::LAYOUT_VERSION) => return Ok(()),
+            Some(v) => {
+                return Err(StoreError::Corrupt(format!(
+                    "store layout version {:?} is unknown to this mcpsoc (written by a newer one?)",
+                    keys::u64_value(&v)
+                )));
+            }
+            None => {}
+        }
+        let mut w = self.writer()?;
+        for family in [
+            keys::BY_TYPE_TIME,
+            keys::CALLS_BY_USER,
+            keys::CALLS_BY_SESSION,
+            keys::SESSION_DIR,
+        ] {
+            loop {
+                let mut batch = sled::Batch::default();
+                let mut n = 0;
+                for item in tree.scan_prefix([family]).take(CHUNK * 10) {
+                    batch.remove(item?.0);
+                    n += 1;
+                }
+                if n == 0 {
+                    break;
+                }
+                tree.apply_batch(batch)?;
+            }
+        }
+        let sources: Vec<u32> = self.source_ids();
+        for source in sources {
+            let mut start = keys::event(source, 0).to_vec();
+            let end = keys::prefix_end(&keys::event_prefix(source));
+            loop {
+                let mut batch = state::BatchBuilder::new(self);
+                let mut last = None;
+                for item in tree.range(start.clone()..end.clone()).take(CHUNK) {
+                    let (k, v) = item?;
+                    let (_, seq) = keys::parse_event(&k)
+                        .ok_or_else(|| StoreError::Corrupt("event key".into()))?;
+                    let text =
+                        std::str::from_utf8(&v).map_err(|_| StoreError::Corrupt("utf-8".into()))?;
+                    let view = EventView::parse(text)?;
+                    let type_id = self
+                        .type_id(&view.kind)
+                        .ok_or_else(|| StoreError::Corrupt("type id".into()))?;
+                    batch.index_event(&w, source, type_id, &view);
+                    last = Some(seq);
+                }
+                let Some(last) = last else {
+                    break;
+                };
+                batch.commit(&mut w)?;
+                match last.checked_add(1) {
+                    Some(next) => start = keys::event(source, next).to_vec(),
+                    None => break,
+                }
+            }
+        }
+        tree.insert(keys::layout(), keys::LAYOUT_VERSION.to_be_bytes().to_vec())?;
+        Ok(())
     }
 
     fn load_caches(&self) -> Result<(), StoreError> {
@@ -207,8 +290,14 @@ impl Store {
             let seq = keys::u64_value(&v).ok_or_else(|| StoreError::Corrupt("last".into()))?;
             w.last.insert(id, seq);
         }
-        w.count = self.counter(COUNT)?;
-        w.bytes = self.counter(BYTES)?;
+        let published = &self.inner.published;
+        *published.last.write().map_err(|_| StoreError::Poisoned)? = w.last.clone();
+        published
+            .count
+            .store(self.counter(COUNT)?, Ordering::Release);
+        published
+            .bytes
+            .store(self.counter(BYTES)?, Ordering::Release);
         Ok(())
     }
 
@@ -431,26 +520,28 @@ impl Store {
         names
     }
 
-    /// The last stored sequence of a source (0 when none): resume right after it.
+    /// The last stored sequence of a source (0 when none): resume right after it. Never waits
+    /// for a batch being written (it reads the position as of the last applied batch).
     pub fn last_sequence(&self, source: &str) -> u64 {
         let Some(id) = self.source_id(source) else {
             return 0;
         };
         self.inner
-            .writer
-            .lock()
-            .map(|w| w.last.get(&id).copied().unwrap_or(0))
+            .published
+            .last
+            .read()
+            .map(|l| l.get(&id).copied().unwrap_or(0))
             .unwrap_or(0)
     }
 
-    /// Number of events stored.
+    /// Number of events stored (as of the last applied batch; never waits for the writer).
     pub fn count(&self) -> u64 {
-        self.inner.writer.lock().map(|w| w.count).unwrap_or(0)
+        self.inner.published.count.load(Ordering::Acquire)
     }
 
-    /// Bytes of event JSON stored (what retention by size counts).
+    /// Bytes of event JSON stored (what retention by size counts; never waits for the writer).
     pub fn stored_bytes(&self) -> u64 {
-        self.inner.writer.lock().map(|w| w.bytes).unwrap_or(0)
+        self.inner.published.bytes.load(Ordering::Acquire)
     }
 
     /// Reads a role's extra metadata.
@@ -466,5 +557,36 @@ impl Store {
     /// Bytes the store occupies on disk.
     pub fn size_on_disk(&self) -> u64 {
         self.inner.db.size_on_disk().unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_and_counters_are_read_without_waiting_for_the_writer() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(dir.path(), &StoreOptions::default()).expect("open");
+        let event = r#"{"specversion":"1.0","id":"1","source":"gw","type":"t.v1","time":"2026-11-24T10:00:00Z","sequence":1}"#;
+        store.ingest(&[event]).expect("ingest");
+        // Hold the writer lock the way a long ingest batch does.
+        let writing = store.inner.writer.lock().expect("writer lock");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let reader = store.clone();
+        std::thread::spawn(move || {
+            let read = (
+                reader.last_sequence("gw"),
+                reader.count(),
+                reader.stored_bytes(),
+            );
+            let _ = tx.send(read);
+        });
+        let read = rx.recv_timeout(std::time::Duration::from_secs(20));
+        drop(writing);
+        assert_eq!(
+            read.expect("the reads did not wait for the writer"),
+            (1, 1, event.len() as u64)
+        );
     }
 }

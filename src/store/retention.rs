@@ -74,7 +74,7 @@ impl Store {
         Ok(report)
     }
 
-    fn source_ids(&self) -> Vec<u32> {
+    pub(super) fn source_ids(&self) -> Vec<u32> {
         self.inner
             .dicts
             .read()

@@ -7,7 +7,7 @@ use std::borrow::Cow;
 
 use chrono::DateTime;
 use serde::Deserialize;
-use serde_json::value::RawValue;
+use serde::de::{self, IgnoredAny, Visitor};
 
 use crate::protocol::{envelope::SPEC_VERSION, events, limits};
 
@@ -42,15 +42,12 @@ pub struct EventView<'a> {
     pub time: Cow<'a, str>,
     /// Sequence.
     pub sequence: u64,
-    /// The payload, unparsed; read through [`EventView::data`].
-    #[serde(default, borrow, rename = "data")]
-    raw_data: Option<&'a RawValue>,
+    /// The indexed payload fields, read in the same pass (everything else is skipped).
+    #[serde(default, borrow)]
+    pub data: DataView<'a>,
     /// Milliseconds since the epoch, filled by [`EventView::parse`].
     #[serde(skip)]
     pub time_ms: i64,
-    /// The indexed payload fields, filled by [`EventView::parse`].
-    #[serde(skip)]
-    pub data: DataView<'a>,
 }
 
 /// Payload fields used by indexes and state. A field that is absent or not a string is `None`,
@@ -75,53 +72,150 @@ pub struct DataView<'a> {
     pub severity: Option<Cow<'a, str>>,
 }
 
-/// The same fields as raw JSON, so that non-string values do not fail the parse.
+/// A payload key: one of the indexed fields or another one.
 #[derive(Deserialize)]
-struct RawDataView<'a> {
-    #[serde(default, borrow)]
-    user: Option<&'a RawValue>,
-    #[serde(default, borrow)]
-    session: Option<&'a RawValue>,
-    #[serde(default, borrow)]
-    binding: Option<&'a RawValue>,
-    #[serde(default, borrow)]
-    upstream: Option<&'a RawValue>,
-    #[serde(default, borrow)]
-    tool: Option<&'a RawValue>,
-    #[serde(default, borrow)]
-    status: Option<&'a RawValue>,
-    #[serde(default, borrow)]
-    alert_id: Option<&'a RawValue>,
-    #[serde(default, borrow)]
-    severity: Option<&'a RawValue>,
+#[serde(rename_all = "snake_case")]
+enum Field {
+    User,
+    Session,
+    Binding,
+    Upstream,
+    Tool,
+    Status,
+    AlertId,
+    Severity,
+    #[serde(other)]
+    Other,
 }
 
-fn string_of<'a>(raw: Option<&'a RawValue>) -> Option<Cow<'a, str>> {
-    let raw = raw?;
-    if !raw.get().starts_with('"') {
-        return None;
-    }
-    serde_json::from_str::<Cow<'a, str>>(raw.get()).ok()
-}
+/// A payload field that is a string, or anything else (read past, `None`).
+struct MaybeStr<'a>(Option<Cow<'a, str>>);
 
-impl<'a> DataView<'a> {
-    fn from_raw(raw: Option<&'a RawValue>) -> Self {
-        let Some(raw) = raw.filter(|r| r.get().starts_with('{')) else {
-            return Self::default();
-        };
-        let Ok(v) = serde_json::from_str::<RawDataView<'a>>(raw.get()) else {
-            return Self::default();
-        };
-        Self {
-            user: string_of(v.user),
-            session: string_of(v.session),
-            binding: string_of(v.binding),
-            upstream: string_of(v.upstream),
-            tool: string_of(v.tool),
-            status: string_of(v.status),
-            alert_id: string_of(v.alert_id),
-            severity: string_of(v.severity),
+impl<'de: 'a, 'a> Deserialize<'de> for MaybeStr<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for Visit<'a> {
+            type Value = MaybeStr<'a>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(MaybeStr(Some(Cow::Borrowed(v))))
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(MaybeStr(Some(Cow::Owned(v.to_string()))))
+            }
+
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(MaybeStr(Some(Cow::Owned(v))))
+            }
+
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(MaybeStr(None))
+            }
+
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(MaybeStr(None))
+            }
+
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(MaybeStr(None))
+            }
+
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(MaybeStr(None))
+            }
+
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(MaybeStr(None))
+            }
+
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(MaybeStr(None))
+            }
+
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(MaybeStr(None))
+            }
         }
+        d.deserialize_any(Visit(std::marker::PhantomData))
+    }
+}
+
+/// Reads the indexed fields of an object payload in one pass; any other payload (an unknown
+/// type's array, string, number) reads as no fields.
+impl<'de: 'a, 'a> Deserialize<'de> for DataView<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for Visit<'a> {
+            type Value = DataView<'a>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut v = DataView::default();
+                while let Some(field) = map.next_key::<Field>()? {
+                    let slot = match field {
+                        Field::User => &mut v.user,
+                        Field::Session => &mut v.session,
+                        Field::Binding => &mut v.binding,
+                        Field::Upstream => &mut v.upstream,
+                        Field::Tool => &mut v.tool,
+                        Field::Status => &mut v.status,
+                        Field::AlertId => &mut v.alert_id,
+                        Field::Severity => &mut v.severity,
+                        Field::Other => {
+                            map.next_value::<IgnoredAny>()?;
+                            continue;
+                        }
+                    };
+                    // A repeated field: the last one counts, as in the envelope's own parse.
+                    *slot = map.next_value::<MaybeStr<'a>>()?.0;
+                }
+                Ok(v)
+            }
+
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(DataView::default())
+            }
+
+            fn visit_borrowed_str<E: de::Error>(self, _: &'de str) -> Result<Self::Value, E> {
+                Ok(DataView::default())
+            }
+
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(DataView::default())
+            }
+
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(DataView::default())
+            }
+
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(DataView::default())
+            }
+
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(DataView::default())
+            }
+
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(DataView::default())
+            }
+
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(DataView::default())
+            }
+        }
+        d.deserialize_any(Visit(std::marker::PhantomData))
     }
 }
 
@@ -168,7 +262,6 @@ impl<'a> EventView<'a> {
         if view.sequence == 0 {
             return Err(ViewError::Invalid("sequence starts at 1".into()));
         }
-        view.data = DataView::from_raw(view.raw_data);
         view.time_ms = DateTime::parse_from_rfc3339(&view.time)
             .map_err(|_| ViewError::Invalid(format!("bad time {:?}", view.time)))?
             .timestamp_millis();
@@ -248,6 +341,30 @@ mod tests {
         let zero_seq = r#"{"specversion":"1.0","id":"1","source":"gw","type":"t","time":"2026-11-24T10:00:00Z","sequence":0}"#;
         assert!(EventView::parse(zero_seq).is_err());
         assert!(EventView::parse("{not json").is_err());
+    }
+
+    #[test]
+    fn indexed_fields_are_read_in_one_pass_whatever_else_the_payload_holds() {
+        let text = r#"{"data":{"arguments":{"user":"nested","session":["x"]},"user":"al\"ice","session":{"x":[1,{"y":2}]},"tool":null,"status":7,"upstream":"a","upstream":"b","binding":"k\u00e9y"},"specversion":"1.0","id":"1","source":"gw","type":"mcpsoc.tool_call.v1","time":"2026-11-24T10:00:00Z","sequence":1}"#;
+        let v = EventView::parse(text).unwrap();
+        let d = &v.data;
+        assert_eq!(d.user.as_deref(), Some("al\"ice"));
+        assert_eq!(d.session, None);
+        assert_eq!(d.tool, None);
+        assert_eq!(d.status, None);
+        assert_eq!(
+            d.upstream.as_deref(),
+            Some("b"),
+            "the last of a repeated field"
+        );
+        assert_eq!(d.binding.as_deref(), Some("k\u{e9}y"));
+        let null = r#"{"specversion":"1.0","id":"1","source":"gw","type":"t","time":"2026-11-24T10:00:00Z","sequence":1,"data":null}"#;
+        assert!(EventView::parse(null).unwrap().data.user.is_none());
+        let bad = r#"{"specversion":"1.0","id":"1","source":"gw","type":"t","time":"2026-11-24T10:00:00Z","sequence":1,"data":{"user":"a",}}"#;
+        assert!(
+            EventView::parse(bad).is_err(),
+            "malformed JSON is still refused"
+        );
     }
 
     #[test]

@@ -6,8 +6,10 @@
 //!
 //! [`check_raw`] opens the closed store's sled tree directly and walks every key: every `E`
 //! event has its index entries and state record, every index entry points to an existing event
-//! (or state record), the dictionaries are bijective and the counters are exact. The public
-//! queries skip dangling index entries silently, so only the raw walk can see those.
+//! (or state record), the dictionaries are bijective and the counters are exact. The event
+//! indexes are packed (see `mcpsoc::store::keys`): every entry of every pack is checked, and
+//! each pack's key must agree with its entries (newest time, lowest sequence, span, size). The
+//! public queries skip dangling index entries silently, so only the raw walk can see those.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
@@ -37,6 +39,17 @@ pub struct Summary {
 
 type Ref = (String, u64);
 type KeyValue = (Vec<u8>, Vec<u8>);
+
+/// One entry of a packed event index: group prefix (family and type, user or session
+/// bucket), the event, its time and the session the entry names.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct IndexEntry {
+    prefix: Vec<u8>,
+    source: u32,
+    seq: u64,
+    time_ms: i64,
+    session: Option<String>,
+}
 
 fn refs_of(events: &[StoredEvent]) -> Vec<Ref> {
     events
@@ -473,7 +486,7 @@ pub fn check_raw(dir: &Path) {
     let family = |f: u8| by_family.get(&f).cloned().unwrap_or_default();
     for f in by_family.keys() {
         assert!(
-            b"ELNnYyTUSZAPCX".contains(f),
+            b"ELNnYyTUSsZAPCXV".contains(f),
             "unknown key family {:?}",
             *f as char
         );
@@ -528,9 +541,10 @@ pub fn check_raw(dir: &Path) {
         lasts.insert(id, keys::u64_value(&v).expect("last value"));
     }
 
-    // Events: each one's expected index keys and state key.
+    // Events: each one's expected index entries and state key.
     let events = family(keys::EVENT);
-    let mut expected_index: HashSet<Vec<u8>> = HashSet::new();
+    let mut expected_index: HashSet<IndexEntry> = HashSet::new();
+    let mut expected_dirs: HashSet<Vec<u8>> = HashSet::new();
     let mut state_latest: HashMap<Vec<u8>, u64> = HashMap::new();
     let mut event_json: HashMap<(u32, u64), String> = HashMap::new();
     let mut bytes = 0u64;
@@ -556,24 +570,37 @@ pub fn check_raw(dir: &Path) {
         let type_id = *type_ids
             .get(view.kind.as_ref())
             .unwrap_or_else(|| panic!("type {} not in dictionary", view.kind));
-        expected_index.insert(keys::by_type_time(type_id, view.time_ms, source, seq).to_vec());
+        let entry = |prefix: Vec<u8>, session: Option<&str>| IndexEntry {
+            prefix,
+            source,
+            seq,
+            time_ms: view.time_ms,
+            session: session.map(str::to_string),
+        };
+        expected_index.insert(entry(keys::type_prefix(type_id).to_vec(), None));
         if view.is_tool_call() {
-            if let Some(user) = view.data.user.as_deref() {
-                expected_index.insert(keys::call_by(
-                    keys::CALLS_BY_USER,
-                    user,
-                    view.time_ms,
-                    source,
-                    seq,
-                ));
+            let user = view.data.user.as_deref();
+            let session = view.data.session.as_deref();
+            // A call is in its user's packs, naming its session; a call with a session but
+            // no user is in its session's packs.
+            match (user, session) {
+                (Some(user), _) => {
+                    expected_index
+                        .insert(entry(keys::call_prefix(keys::CALLS_BY_USER, user), session));
+                }
+                (None, Some(session)) => {
+                    expected_index.insert(entry(
+                        keys::call_prefix(keys::CALLS_BY_SESSION, session),
+                        None,
+                    ));
+                }
+                (None, None) => {}
             }
-            if let Some(session) = view.data.session.as_deref() {
-                expected_index.insert(keys::call_by(
-                    keys::CALLS_BY_SESSION,
+            if let Some(session) = session {
+                expected_dirs.insert(keys::session_dir(
                     session,
-                    view.time_ms,
-                    source,
-                    seq,
+                    keys::dir_bucket(view.time_ms),
+                    user,
                 ));
             }
         }
@@ -585,22 +612,63 @@ pub fn check_raw(dir: &Path) {
         event_json.insert((source, seq), text.to_string());
     }
 
-    // Event indexes: exactly the expected keys, each pointing at an existing event.
-    let mut actual_index: HashSet<Vec<u8>> = HashSet::new();
+    // Event indexes: every pack well formed, its entries exactly the expected ones, each
+    // pointing at an existing event.
+    let mut actual_index: HashSet<IndexEntry> = HashSet::new();
     for f in [
         keys::BY_TYPE_TIME,
         keys::CALLS_BY_USER,
         keys::CALLS_BY_SESSION,
     ] {
         for (k, v) in family(f) {
-            assert!(v.is_empty(), "index value not empty");
-            let (source, seq) = keys::tail_ref(&k).expect("index key tail");
+            let prefix = keys::pack_prefix(&k)
+                .unwrap_or_else(|| panic!("malformed {} pack key {k:?}", f as char))
+                .to_vec();
+            let (time_ms, source, first_seq) = keys::pack_tail(&k).expect("pack key tail");
+            let pack = keys::decode_pack(time_ms, first_seq, &v)
+                .unwrap_or_else(|| panic!("malformed {} pack value under {k:?}", f as char));
+            let entries = &pack.entries;
             assert!(
-                event_json.contains_key(&(source, seq)),
-                "dangling {} index entry -> {source}/{seq}",
-                f as char
+                entries.len() <= keys::PACK_MAX_ENTRIES,
+                "pack of {} entries",
+                entries.len()
             );
-            actual_index.insert(k);
+            assert_eq!(
+                entries.iter().map(|e| e.time_ms).max(),
+                Some(time_ms),
+                "pack key time is not its newest entry's"
+            );
+            assert_eq!(
+                entries.iter().map(|e| e.seq).min(),
+                Some(first_seq),
+                "pack key sequence is not its lowest entry's"
+            );
+            for (i, name) in pack.sessions.iter().enumerate() {
+                assert!(
+                    entries.iter().any(|e| e.session == Some(i as u32)),
+                    "pack names session {name} for no entry"
+                );
+            }
+            for e in entries {
+                let (time_ms, seq) = (e.time_ms, e.seq);
+                assert!(
+                    event_json.contains_key(&(source, seq)),
+                    "dangling {} index entry -> {source}/{seq}",
+                    f as char
+                );
+                let entry = IndexEntry {
+                    prefix: prefix.clone(),
+                    source,
+                    seq,
+                    time_ms,
+                    session: pack.session_of(e).map(str::to_string),
+                };
+                assert!(
+                    actual_index.insert(entry),
+                    "{} index names {source}/{seq} twice",
+                    f as char
+                );
+            }
         }
     }
     let missing: Vec<_> = expected_index.difference(&actual_index).collect();
@@ -616,6 +684,39 @@ pub fn check_raw(dir: &Path) {
         "{} index entries for no event, e.g. {:?}",
         extra.len(),
         extra.first()
+    );
+
+    // Session directory: exactly the (session, 10-minute bucket, owner) of the stored calls.
+    let mut actual_dirs: HashSet<Vec<u8>> = HashSet::new();
+    for (k, v) in family(keys::SESSION_DIR) {
+        assert!(v.is_empty(), "session directory value not empty");
+        let (_, end) = keys::read_str(&k, 1).expect("directory session");
+        let (start, _) = keys::parse_session_dir(&k, end).expect("directory key");
+        assert_eq!(keys::dir_bucket(start), start, "directory bucket start");
+        actual_dirs.insert(k);
+    }
+    let missing: Vec<_> = expected_dirs.difference(&actual_dirs).collect();
+    assert!(
+        missing.is_empty(),
+        "{} session directory keys missing, e.g. {:?}",
+        missing.len(),
+        missing.first()
+    );
+    let extra: Vec<_> = actual_dirs.difference(&expected_dirs).collect();
+    assert!(
+        extra.is_empty(),
+        "{} session directory keys for no stored call, e.g. {:?}",
+        extra.len(),
+        extra.first()
+    );
+
+    // Layout version.
+    assert_eq!(
+        tree.get(keys::layout())
+            .expect("layout reads")
+            .and_then(|v| keys::u64_value(&v)),
+        Some(keys::LAYOUT_VERSION),
+        "layout version"
     );
 
     // State records and their derived indexes.
