@@ -129,6 +129,7 @@ impl Pins {
             let pin = pins
                 .entry((upstream.to_string(), name.to_string()))
                 .or_default();
+            pin.offered = Some(hash.clone());
             let approved_hash = pin.approved.as_ref().map(|(h, _)| h.clone());
             if approved_hash.as_deref() == Some(hash.as_str()) {
                 if !pin.blocked && pin.pending.is_none() {
@@ -184,10 +185,13 @@ impl Pins {
         if let Some((hash, _)) = &pin.pending {
             return Err(CallRefusal::Pending(hash.clone()));
         }
-        pin.approved
-            .as_ref()
-            .map(|(_, d)| d.clone())
-            .ok_or(CallRefusal::Unknown)
+        let (approved_hash, definition) = pin.approved.as_ref().ok_or(CallRefusal::Unknown)?;
+        match &pin.offered {
+            Some(offered) if offered != approved_hash => {
+                Err(CallRefusal::NotApprovedDefinition(offered.clone()))
+            }
+            _ => Ok(definition.clone()),
+        }
     }
 
     /// Approves or rejects the pending definition named by `proposed_hash`, atomically.
@@ -375,6 +379,13 @@ mod tests {
             Some("poisoned".into()),
         )
         .unwrap();
+        // The server still offers the rejected definition: calls must not reach it.
+        assert_eq!(
+            pins.check_call("fs", "read"),
+            Err(CallRefusal::NotApprovedDefinition(
+                event.proposed_hash.clone()
+            ))
+        );
         let again = pins.review("fs", std::slice::from_ref(&poisoned));
         assert!(again.visible.is_empty() && again.events.is_empty());
         // The server returns to the approved definition: callable again.
