@@ -10,6 +10,8 @@ use crate::stream::Publisher;
 
 /// Most events appended per batch.
 const BATCH: usize = 1024;
+/// How long the sink waits for more events before an append (bounds event delay, not requests).
+const GATHER: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// Where request handlers put events.
 #[derive(Clone, Debug)]
@@ -24,6 +26,17 @@ impl EventSink {
         tokio::spawn(async move {
             let mut batch = Vec::with_capacity(BATCH);
             while rx.recv_many(&mut batch, BATCH).await > 0 {
+                // Each append is flushed to disk before it is served; gathering what arrives in
+                // the next few milliseconds turns many small flushes into one.
+                if batch.len() < BATCH {
+                    tokio::time::sleep(GATHER).await;
+                    while batch.len() < BATCH {
+                        match rx.try_recv() {
+                            Ok(event) => batch.push(event),
+                            Err(_) => break,
+                        }
+                    }
+                }
                 let events: Vec<NewEvent> = batch.drain(..).map(NewEvent::from).collect();
                 if let Err(e) = publisher.append(events).await {
                     tracing::error!(error = %e, "cannot append gateway events: the audit log is failing");
