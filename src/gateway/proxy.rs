@@ -908,17 +908,28 @@ async fn get(
             "GET is not part of MCP 2026-07-28: use subscriptions/listen",
         ));
     }
-    let bound = bind_session(gw, upstream, caller, req.headers(), false, None).await?;
+    let response = forward_bodiless(gw, upstream, caller, req.headers(), Method::GET).await?;
+    Ok(with_list_changed(gw, upstream, response))
+}
+
+/// Forwards a GET or DELETE on the caller's session (no body).
+async fn forward_bodiless(
+    gw: &Arc<Gateway>,
+    upstream: &Upstream,
+    caller: &Caller,
+    headers: &HeaderMap,
+    method: Method,
+) -> Result<Response<Incoming>, Refused> {
+    let bound = bind_session(gw, upstream, caller, headers, false, None).await?;
     let upstream_request = upstream::request(
         upstream,
-        Method::GET,
-        req.headers(),
+        method,
+        headers,
         bound.upstream_session.as_deref(),
         body::empty(),
     )
     .map_err(|e| Refused::new(StatusCode::BAD_GATEWAY, "upstream_request", e))?;
-    let response = send(gw, upstream_request).await?;
-    Ok(with_list_changed(gw, upstream, response))
+    send(gw, upstream_request).await
 }
 
 /// DELETE ends a 2025-11-25 session.
@@ -928,16 +939,7 @@ async fn delete(
     caller: &Caller,
     req: Request<Incoming>,
 ) -> Result<Response<GatewayBody>, Refused> {
-    let bound = bind_session(gw, upstream, caller, req.headers(), false, None).await?;
-    let upstream_request = upstream::request(
-        upstream,
-        Method::DELETE,
-        req.headers(),
-        bound.upstream_session.as_deref(),
-        body::empty(),
-    )
-    .map_err(|e| Refused::new(StatusCode::BAD_GATEWAY, "upstream_request", e))?;
-    let response = send(gw, upstream_request).await?;
+    let response = forward_bodiless(gw, upstream, caller, req.headers(), Method::DELETE).await?;
     if let Some(id) = session_header(req.headers())
         && let Some(event) = gw.sessions.end(&id)
     {
