@@ -243,10 +243,13 @@ impl Analyzer {
         }
         if call.decision == Decision::Deny {
             let reason = call.reason.clone().unwrap_or_default();
-            if reason.contains("awaits approval") || reason.contains("blocked") {
+            if reason.contains("awaits approval")
+                || reason.contains("blocked")
+                || reason.contains("not the approved one")
+            {
                 let summary = format!(
-                    "{} called {}/{} while it is not approved: {reason}",
-                    call.user, call.upstream, call.tool
+                    "{}/{} was called while it is not approved (first by {}): {reason}",
+                    call.upstream, call.tool, call.user
                 );
                 out.push((
                     finding(
@@ -257,7 +260,12 @@ impl Analyzer {
                         "call.reason",
                         reason,
                     ),
-                    refs.clone(),
+                    // Folded per tool, not per session: one alert with a count, not a flood.
+                    AlertRefs {
+                        upstream: refs.upstream.clone(),
+                        tool: refs.tool.clone(),
+                        ..AlertRefs::default()
+                    },
                 ));
             }
             // A denied call was never started: count its arguments too.
