@@ -301,12 +301,7 @@ impl Analyzer {
         }
         if call.is_error {
             let key = format!("{}/{}", call.upstream, call.tool);
-            let span = self.thresholds.burst_window_secs as i64 * 1000;
-            let n = self
-                .error_bursts
-                .entry(key.clone())
-                .or_default()
-                .hit(time_ms, span);
+            let n = burst(&mut self.error_bursts, &key, time_ms, &self.thresholds);
             if n == self.thresholds.error_burst_count as usize {
                 let summary = format!(
                     "{n} errors from {key} within {} s",
@@ -450,12 +445,7 @@ impl Analyzer {
                 refs.clone(),
             ));
         }
-        let span = self.thresholds.burst_window_secs as i64 * 1000;
-        let n = self
-            .auth_bursts
-            .entry(who.clone())
-            .or_default()
-            .hit(time_ms, span);
+        let n = burst(&mut self.auth_bursts, &who, time_ms, &self.thresholds);
         if n == self.thresholds.auth_burst_count as usize {
             let summary = format!(
                 "{n} refused tokens from {who} within {} s",
@@ -536,6 +526,20 @@ impl Analyzer {
             SessionChange::Seen => Vec::new(),
         }
     }
+}
+
+/// Counts one occurrence for `key` in its burst window; returns how many fall in the window.
+fn burst(
+    windows: &mut HashMap<String, Window>,
+    key: &str,
+    time_ms: i64,
+    t: &MonitorThresholds,
+) -> usize {
+    let span = t.burst_window_secs as i64 * 1000;
+    windows
+        .entry(key.to_string())
+        .or_default()
+        .hit(time_ms, span)
 }
 
 /// A secret the gateway already redacted is still a secret that passed through: alert on it.

@@ -6,7 +6,7 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Row;
 
-use super::{TableSpec, cell, table, title, visible_window};
+use super::{TableSpec, cell, shown, table, title};
 use crate::console::app::{App, Pane, Target};
 use crate::console::sanitize;
 use crate::console::view::{clock, field, full_time};
@@ -55,13 +55,8 @@ fn status_label(status: AlertStatus) -> &'static str {
 pub fn draw(frame: &mut Frame<'_>, app: &App, area: Rect) {
     let s = &app.snapshot;
     let state = &app.panes[Pane::Alerts.index()];
-    let (start, count) = visible_window(state.selected, state.visible.len(), area);
-    let rows: Vec<Row> = state
-        .visible
-        .iter()
-        .skip(start)
-        .take(count)
-        .filter_map(|&i| s.alerts.get(i))
+    let (start, shown_rows) = shown(state, &s.alerts, area);
+    let rows: Vec<Row> = shown_rows
         .map(|r| {
             let a = &r.alert;
             let sev = severity_style(app, a.severity);

@@ -9,7 +9,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Row;
 
 use super::alerts::{evidence_line, severity_label, severity_style};
-use super::{TableSpec, cell, table, title, visible_window};
+use super::{TableSpec, cell, shown, table, title};
 use crate::console::app::{App, Pane, Target};
 use crate::console::data::{AlertRow, ChangeRow};
 use crate::console::keys::KeyAction;
@@ -53,13 +53,8 @@ fn short_hash(hash: &str) -> String {
 pub fn draw(frame: &mut Frame<'_>, app: &App, area: Rect) {
     let s = &app.snapshot;
     let state = &app.panes[Pane::Approvals.index()];
-    let (start, count) = visible_window(state.selected, state.visible.len(), area);
-    let rows: Vec<Row> = state
-        .visible
-        .iter()
-        .skip(start)
-        .take(count)
-        .filter_map(|&i| s.changes.get(i))
+    let (start, shown_rows) = shown(state, &s.changes, area);
+    let rows: Vec<Row> = shown_rows
         .map(|r| {
             let c = &r.change;
             let found = findings(app, r);

@@ -35,6 +35,23 @@ pub fn visible_window(selected: usize, total: usize, area: Rect) -> (usize, usiz
     (start, rows.min(total.saturating_sub(start)))
 }
 
+/// The rows of a state pane that are on screen: its first visible index and those rows (the
+/// pane's filter picks `state.visible` out of `items`).
+pub fn shown<'a, T>(
+    state: &'a super::app::PaneState,
+    items: &'a [T],
+    area: Rect,
+) -> (usize, impl Iterator<Item = &'a T>) {
+    let (start, count) = visible_window(state.selected, state.visible.len(), area);
+    let rows = state
+        .visible
+        .iter()
+        .skip(start)
+        .take(count)
+        .filter_map(|&i| items.get(i));
+    (start, rows)
+}
+
 /// What a pane's table shows.
 pub struct TableSpec<'a> {
     /// Title line with counts.

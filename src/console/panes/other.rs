@@ -5,7 +5,7 @@ use ratatui::layout::{Constraint, Rect};
 use ratatui::text::Line;
 use ratatui::widgets::Row;
 
-use super::{TableSpec, cell, table, title, visible_window};
+use super::{TableSpec, cell, shown, table, title};
 use crate::console::app::{App, Pane};
 use crate::console::view::{clock, field, full_time, json_lines};
 
@@ -13,13 +13,8 @@ use crate::console::view::{clock, field, full_time, json_lines};
 pub fn draw(frame: &mut Frame<'_>, app: &App, area: Rect) {
     let s = &app.snapshot;
     let state = &app.panes[Pane::Other.index()];
-    let (start, count) = visible_window(state.selected, state.visible.len(), area);
-    let rows: Vec<Row> = state
-        .visible
-        .iter()
-        .skip(start)
-        .take(count)
-        .filter_map(|&i| s.other.get(i))
+    let (start, shown_rows) = shown(state, &s.other, area);
+    let rows: Vec<Row> = shown_rows
         .map(|r| {
             Row::new(vec![
                 cell(&clock(r.time_ms), 8, app.theme.base),

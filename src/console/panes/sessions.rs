@@ -6,7 +6,7 @@ use ratatui::layout::{Constraint, Rect};
 use ratatui::text::Line;
 use ratatui::widgets::Row;
 
-use super::{TableSpec, cell, table, title, visible_window};
+use super::{TableSpec, cell, shown, table, title};
 use crate::console::app::{App, Pane, Target};
 use crate::console::view::{clock, field, full_time};
 use crate::protocol::events::SessionChange;
@@ -44,13 +44,8 @@ fn hhmmss(rfc3339: Option<&str>) -> String {
 pub fn draw(frame: &mut Frame<'_>, app: &App, area: Rect) {
     let s = &app.snapshot;
     let state = &app.panes[Pane::Sessions.index()];
-    let (start, count) = visible_window(state.selected, state.visible.len(), area);
-    let rows: Vec<Row> = state
-        .visible
-        .iter()
-        .skip(start)
-        .take(count)
-        .filter_map(|&i| s.sessions.get(i))
+    let (start, shown_rows) = shown(state, &s.sessions, area);
+    let rows: Vec<Row> = shown_rows
         .map(|r| {
             let x = &r.session;
             let flagged = x.reuse_attempts > 0 || x.change == SessionChange::ReuseRefused;
