@@ -11,6 +11,7 @@ use mcpsoc::console::app::{
     self, Action, App, Effect, MessageKind, Mode, Overlay, Pane, PendingCommand, Target,
 };
 use mcpsoc::console::filter::{FilterKey, Query};
+use mcpsoc::protocol::commands::Suppress;
 use mcpsoc::protocol::events::{AlertStatus, OwaspMcp, SessionChange, Severity};
 use mcpsoc::protocol::frames::Reply;
 use mcpsoc::protocol::{Command, CommandError, CommandErrorCode};
@@ -628,6 +629,89 @@ fn contain_blocks_the_tool_or_asks_which() {
     assert!(press_char(&mut app, 'c').is_empty());
     assert_eq!(app.mode, Mode::Normal);
     assert!(message(&app).0.contains("nothing to contain"));
+}
+
+#[test]
+fn shift_s_suppresses_the_finding_at_its_hash_after_a_confirmation() {
+    let mut app = app();
+    press_char(&mut app, '2');
+    // al-0001: poisoning on files/read_file at PROPOSED_HASH, raised by the monitor.
+    assert!(
+        press_char(&mut app, 'S').is_empty(),
+        "nothing sent before y"
+    );
+    let Mode::Confirm { prompt, then } = app.mode.clone() else {
+        panic!("expected a confirmation, got {:?}", app.mode);
+    };
+    assert_eq!(
+        prompt,
+        format!(
+            "Suppress poisoning.hidden_instructions on files/read_file at {PROPOSED_HASH} (a changed definition alerts again)? [y/N]"
+        )
+    );
+    assert_eq!(then.source, MON, "suppressions go to the monitor");
+    let s = screen(&app, 200, 24);
+    assert_screen(
+        &s,
+        "Suppress poisoning.hidden_instructions on files/read_file",
+    );
+    let effects = press_char(&mut app, 'y');
+    let pending = sent(&effects);
+    assert_eq!(pending.source, MON);
+    assert_eq!(
+        pending.command,
+        Command::SuppressFinding(Box::new(Suppress {
+            rule: "poisoning.hidden_instructions".into(),
+            upstream: Some("files".into()),
+            tool: Some("read_file".into()),
+            tool_hash: Some(PROPOSED_HASH.into()),
+            user: None,
+            alert_id: Some("al-0001".into()),
+            reason: Some("false positive (alert al-0001)".into()),
+        }))
+    );
+    let target = Target::Alert(MON.into(), "al-0001".into());
+    assert_eq!(pending.target, target);
+    let s = screen(&app, 120, 40);
+    assert!(
+        s[line_of(&s, "poisoning").expect("row")].contains("suppress…"),
+        "{}",
+        dump(&s)
+    );
+    // The monitor resolves the alert: no longer pending.
+    let mut next = snapshot();
+    next.alerts[0].alert.status = AlertStatus::Resolved;
+    feed(&mut app, next);
+    assert!(app.in_flight.is_empty());
+
+    // A user-only alert suppresses for that user; any key but y cancels.
+    let mut app = self::app();
+    press_char(&mut app, '2');
+    press_char(&mut app, 'j');
+    press_char(&mut app, 'j'); // al-0003: user bob, no tool
+    press_char(&mut app, 'S');
+    let Mode::Confirm { then, .. } = app.mode.clone() else {
+        panic!("expected a confirmation, got {:?}", app.mode);
+    };
+    assert!(matches!(
+        &then.command,
+        Command::SuppressFinding(s) if s.user.as_deref() == Some("bob") && s.tool.is_none()
+    ));
+    assert!(press_char(&mut app, 'n').is_empty());
+    assert_eq!(message(&app).0, "cancelled");
+    assert!(app.in_flight.is_empty());
+
+    // A viewer is told why before anything is sent.
+    let mut app = app_with(Role::Viewer, false, true);
+    press_char(&mut app, '2');
+    press_char(&mut app, 'S');
+    let effects = press_char(&mut app, 'y');
+    assert!(effects.is_empty());
+    assert!(
+        message(&app).0.contains("needs role responder"),
+        "{:?}",
+        message(&app)
+    );
 }
 
 #[test]

@@ -16,6 +16,7 @@ use super::keys::{KeyAction, KeyMap};
 use super::theme::Theme;
 use crate::auth::Role;
 use crate::protocol::Command;
+use crate::protocol::commands::Suppress;
 use crate::protocol::events::{AlertStatus, ChangeStatus, SessionChange, Severity};
 use crate::protocol::frames::Reply;
 use crate::stream::SourceStatus;
@@ -96,6 +97,7 @@ impl Pane {
                 KeyAction::Acknowledge,
                 KeyAction::Resolve,
                 KeyAction::Contain,
+                KeyAction::Suppress,
                 KeyAction::JumpSession,
                 KeyAction::JumpTool,
             ],
@@ -448,6 +450,7 @@ impl App {
             KeyAction::Acknowledge
             | KeyAction::Resolve
             | KeyAction::Contain
+            | KeyAction::Suppress
             | KeyAction::Revoke => Role::Responder,
             _ => return None,
         };
@@ -546,7 +549,7 @@ fn confirmed(snapshot: &Snapshot, pending: &PendingCommand) -> bool {
         (Command::AcknowledgeAlert { .. }, Target::Alert(source, id)) => {
             alert_status(snapshot, source, id).is_some_and(|s| s >= AlertStatus::Acknowledged)
         }
-        (Command::ResolveAlert { .. }, Target::Alert(source, id)) => {
+        (Command::ResolveAlert { .. } | Command::SuppressFinding(_), Target::Alert(source, id)) => {
             alert_status(snapshot, source, id) == Some(AlertStatus::Resolved)
         }
         (
@@ -867,6 +870,20 @@ fn confirm_prompt(command: &PendingCommand) -> String {
                 command.source
             )
         }
+        Command::SuppressFinding(s) => match (&s.upstream, &s.tool, &s.user) {
+            (Some(upstream), Some(tool), _) => format!(
+                "Suppress {} on {upstream}/{tool} at {} (a changed definition alerts again)? [y/N]",
+                s.rule,
+                s.tool_hash.as_deref().unwrap_or("its current definition")
+            ),
+            (_, _, Some(user)) => {
+                format!(
+                    "Suppress {} for {user} at {}? [y/N]",
+                    s.rule, command.source
+                )
+            }
+            _ => format!("Suppress {} at {}? [y/N]", s.rule, command.source),
+        },
         other => format!("Send {} to {}? [y/N]", other.action(), command.source),
     }
 }
@@ -1083,6 +1100,7 @@ fn on_normal_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
         KeyAction::JumpTool => jump_tool(app),
         KeyAction::Acknowledge | KeyAction::Resolve => alert_command(app, action),
         KeyAction::Contain => contain(app),
+        KeyAction::Suppress => suppress(app),
         KeyAction::Approve | KeyAction::Reject => decide_change(app, action),
         KeyAction::Revoke => revoke(app),
     }
@@ -1302,6 +1320,44 @@ fn contain(app: &mut App) -> Vec<Effect> {
         }
         (session, tool) => app.mode = Mode::Contain { session, tool },
     }
+    Vec::new()
+}
+
+/// Asks before suppressing the selected alert's finding at the source that raised it.
+fn suppress(app: &mut App) -> Vec<Effect> {
+    let Some(row) = app.selected_alert().cloned() else {
+        return Vec::new();
+    };
+    let refs = &row.alert.refs;
+    let on_tool = refs.upstream.is_some() && refs.tool.is_some();
+    if !on_tool && refs.user.is_none() {
+        app.message = Some((
+            "nothing to suppress: this alert names no tool or user (turn the rule off instead)"
+                .into(),
+            MessageKind::Error,
+        ));
+        return Vec::new();
+    }
+    let id = row.alert.alert_id.clone();
+    let command = Command::SuppressFinding(Box::new(Suppress {
+        rule: row.alert.rule.clone(),
+        upstream: refs.upstream.clone().filter(|_| on_tool),
+        tool: refs.tool.clone().filter(|_| on_tool),
+        tool_hash: refs.tool_hash.clone().filter(|_| on_tool),
+        user: refs.user.clone().filter(|_| !on_tool),
+        alert_id: Some(id.clone()),
+        reason: Some(format!("false positive (alert {id})")),
+    }));
+    let pending = PendingCommand {
+        source: row.source.clone(),
+        command,
+        target: Target::Alert(row.source, id),
+        label: "suppressing".into(),
+    };
+    app.mode = Mode::Confirm {
+        prompt: confirm_prompt(&pending),
+        then: pending,
+    };
     Vec::new()
 }
 

@@ -60,6 +60,9 @@ pub enum KeyAction {
     Resolve,
     /// Contain the selected alert: revoke its session or block its tool (asks first).
     Contain,
+    /// Suppress the selected alert's finding as a false positive (this rule on this tool at
+    /// this hash, or on this user; asks first).
+    Suppress,
     /// Approve the selected pending change at the hash on screen.
     Approve,
     /// Reject the selected pending change (asks for an optional reason).
@@ -75,7 +78,7 @@ impl KeyAction {
         &'static str,
         &'static [&'static str],
         &'static str,
-    ); 28] = [
+    ); 29] = [
         (Self::Quit, "quit", &["q", "ctrl-c"], "quit"),
         (Self::NextPane, "next_pane", &["tab"], "next pane"),
         (Self::PrevPane, "prev_pane", &["backtab"], "previous pane"),
@@ -120,6 +123,12 @@ impl KeyAction {
             "contain",
             &["c"],
             "contain: revoke session / block tool",
+        ),
+        (
+            Self::Suppress,
+            "suppress",
+            &["S"],
+            "suppress this finding (false positive)",
         ),
         (Self::Approve, "approve", &["a"], "approve change"),
         (Self::Reject, "reject", &["x"], "reject change"),

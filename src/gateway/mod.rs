@@ -280,7 +280,10 @@ async fn command(gateway: &Gateway, by: &str, command: Command) -> Result<String
             gateway.events.emit(EventData::Session(event)).await;
             Ok(format!("binding {binding} revoked"))
         }
-        Command::AcknowledgeAlert { .. } | Command::ResolveAlert { .. } => Err(CommandError::new(
+        Command::AcknowledgeAlert { .. }
+        | Command::ResolveAlert { .. }
+        | Command::SuppressFinding(_)
+        | Command::Unsuppress { .. } => Err(CommandError::new(
             CommandErrorCode::Unsupported,
             "the gateway has no alerts: send this to the monitor",
         )),

@@ -6,6 +6,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::detect::{Detectors, Finding};
@@ -31,7 +32,7 @@ pub struct Draft {
 const REDACTION_MARKER: &str = "«redacted:";
 
 /// Sliding-window counter of timestamps.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 struct Window {
     times: VecDeque<i64>,
 }
@@ -47,49 +48,102 @@ impl Window {
     }
 }
 
-/// Per-minute call counts with an exponentially weighted baseline.
-#[derive(Debug, Default)]
+/// Seconds in the rate window.
+const RATE_WINDOW_SECS: i64 = 60;
+/// Weight kept by the baseline per minute of history (0.7: a minute-by-minute EWMA with 0.3).
+const BASELINE_KEEP_PER_MINUTE: f64 = 0.7;
+
+/// Call rate over a sliding 60 s window of per-second buckets (a ring buffer: 60 counters per
+/// user or tool, whatever the traffic), against a baseline in calls per minute. Seconds leave
+/// the window into the baseline, an exponentially weighted average (per minute, 0.3 to the
+/// newest), so a spike is measured against the history before it, and a burst that straddles
+/// a minute boundary is one window, not two half minutes.
+#[derive(Debug, Default, Serialize, Deserialize)]
 struct Rate {
-    minute: i64,
-    count: u32,
+    /// Calls per second of the window, at `second % 60`.
+    buckets: Vec<u32>,
+    /// The newest second counted (Unix seconds).
+    newest: Option<i64>,
+    /// The first second counted: the baseline starts once it leaves the window.
+    #[serde(default)]
+    first: i64,
+    /// Calls in the window.
+    in_window: u32,
+    /// Calls per minute before the window; none until a full window has passed.
     baseline: Option<f64>,
-    flagged_minute: i64,
+    /// When the last spike was reported (ms): one report per window of a sustained spike.
+    flagged_ms: Option<i64>,
 }
 
 impl Rate {
-    /// Counts a call; returns (count this minute, baseline) when this minute is a spike.
-    fn hit(&mut self, time_ms: i64, min_calls: u32, factor: f64) -> Option<(u32, f64)> {
-        let minute = time_ms.div_euclid(60_000);
-        if minute != self.minute {
-            if self.minute != 0 {
-                // Minutes with no calls between count as zero.
-                let gap = (minute - self.minute - 1).clamp(0, 60) as i32;
-                let mut base = self
-                    .baseline
-                    .map_or(self.count as f64, |b| 0.7 * b + 0.3 * self.count as f64);
-                for _ in 0..gap {
-                    base *= 0.7;
-                }
-                self.baseline = Some(base);
-            }
-            self.minute = minute;
-            self.count = 0;
+    /// Moves the window so that it ends at second `now`; seconds leaving it feed the baseline.
+    fn advance(&mut self, now: i64) {
+        if self.buckets.len() != RATE_WINDOW_SECS as usize {
+            self.buckets = vec![0; RATE_WINDOW_SECS as usize];
         }
-        self.count += 1;
+        let Some(newest) = self.newest else {
+            self.newest = Some(now);
+            self.first = now;
+            return;
+        };
+        if now <= newest {
+            return;
+        }
+        let per_second = BASELINE_KEEP_PER_MINUTE.powf(1.0 / RATE_WINDOW_SECS as f64);
+        let steps = (now - newest).min(RATE_WINDOW_SECS);
+        for second in newest + 1..=newest + steps {
+            let slot = second.rem_euclid(RATE_WINDOW_SECS) as usize;
+            let leaving = std::mem::take(&mut self.buckets[slot]);
+            if second - RATE_WINDOW_SECS >= self.first {
+                self.baseline = Some(match self.baseline {
+                    // The first full window becomes the baseline as it is.
+                    None => self.in_window as f64,
+                    Some(b) => per_second * b + (1.0 - per_second) * (leaving as f64 * 60.0),
+                });
+            }
+            self.in_window -= leaving;
+        }
+        // Seconds beyond a whole window of silence only decay the baseline.
+        let quiet = now - newest - steps;
+        if quiet > 0
+            && let Some(b) = &mut self.baseline
+        {
+            *b *= per_second.powf(quiet.min(100_000) as f64);
+        }
+        self.newest = Some(now);
+    }
+
+    /// Counts a call; returns (calls in the last 60 s, baseline per minute) when that is a
+    /// spike: at least `min_calls` and more than `factor` times the baseline.
+    fn hit(&mut self, time_ms: i64, min_calls: u32, factor: f64) -> Option<(u32, f64)> {
+        let second = time_ms.div_euclid(1000);
+        self.advance(second);
+        let newest = self.newest.unwrap_or(second);
+        if second <= newest - RATE_WINDOW_SECS {
+            // Older than the window (events out of order): too late to count.
+            return None;
+        }
+        self.buckets[second.rem_euclid(RATE_WINDOW_SECS) as usize] += 1;
+        self.in_window += 1;
         let baseline = self.baseline?;
-        let spike = self.count >= min_calls && (self.count as f64) > factor * baseline.max(1.0);
-        if spike && self.flagged_minute != minute {
-            self.flagged_minute = minute;
-            return Some((self.count, baseline));
+        let spike =
+            self.in_window >= min_calls && (self.in_window as f64) > factor * baseline.max(1.0);
+        let rearmed = self
+            .flagged_ms
+            .is_none_or(|t| time_ms - t >= RATE_WINDOW_SECS * 1000);
+        if spike && rearmed {
+            self.flagged_ms = Some(time_ms);
+            return Some((self.in_window, baseline));
         }
         None
     }
 }
 
-/// The engine's state.
-pub struct Analyzer {
-    detectors: Detectors,
-    thresholds: MonitorThresholds,
+/// The engine's memory: everything the stateful detectors learned from the events so far.
+/// Serializable, so the monitor stores it with its position in each stream and a restart
+/// continues exactly where the stored position says.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct AnalyzerState {
     auth_bursts: HashMap<String, Window>,
     error_bursts: HashMap<String, Window>,
     user_rates: HashMap<String, Rate>,
@@ -97,6 +151,16 @@ pub struct Analyzer {
     user_tools: HashMap<String, HashSet<String>>,
     user_calls: HashMap<String, u32>,
     live_sessions: HashMap<String, HashSet<String>>,
+    /// The definition hash in service (or pending) per `upstream/tool`.
+    #[serde(default)]
+    tool_hashes: HashMap<String, String>,
+}
+
+/// The engine's state.
+pub struct Analyzer {
+    detectors: Detectors,
+    thresholds: MonitorThresholds,
+    state: AnalyzerState,
 }
 
 fn finding(
@@ -129,14 +193,26 @@ impl Analyzer {
         Self {
             detectors,
             thresholds,
-            auth_bursts: HashMap::new(),
-            error_bursts: HashMap::new(),
-            user_rates: HashMap::new(),
-            tool_rates: HashMap::new(),
-            user_tools: HashMap::new(),
-            user_calls: HashMap::new(),
-            live_sessions: HashMap::new(),
+            state: AnalyzerState::default(),
         }
+    }
+
+    /// The engine's memory, to store alongside the stream positions.
+    pub fn state(&self) -> &AnalyzerState {
+        &self.state
+    }
+
+    /// Continues from a stored memory.
+    pub fn restore(&mut self, state: AnalyzerState) {
+        self.state = state;
+    }
+
+    /// The definition hash last seen for `upstream/tool` (from its tool-change events).
+    pub fn tool_hash(&self, upstream: &str, tool: &str) -> Option<&str> {
+        self.state
+            .tool_hashes
+            .get(&format!("{upstream}/{tool}"))
+            .map(String::as_str)
     }
 
     /// Looks at one event; returns its findings.
@@ -176,6 +252,15 @@ impl Analyzer {
     fn tool_change(&mut self, change: &ToolChange) -> Vec<(Finding, AlertRefs)> {
         // Pending changes, and tools approved with nobody deciding (trust on first use): both
         // are definitions no person has reviewed.
+        let key = format!("{}/{}", change.upstream, change.tool);
+        match change.status {
+            ChangeStatus::Approved | ChangeStatus::Pending => {
+                self.state
+                    .tool_hashes
+                    .insert(key, change.proposed_hash.clone());
+            }
+            ChangeStatus::Rejected | ChangeStatus::Blocked => {}
+        }
         let unreviewed = change.status == ChangeStatus::Approved && change.decided_by.is_none();
         if change.status != ChangeStatus::Pending && !unreviewed {
             return Vec::new();
@@ -301,7 +386,12 @@ impl Analyzer {
         }
         if call.is_error {
             let key = format!("{}/{}", call.upstream, call.tool);
-            let n = burst(&mut self.error_bursts, &key, time_ms, &self.thresholds);
+            let n = burst(
+                &mut self.state.error_bursts,
+                &key,
+                time_ms,
+                &self.thresholds,
+            );
             if n == self.thresholds.error_burst_count as usize {
                 let summary = format!(
                     "{n} errors from {key} within {} s",
@@ -337,13 +427,15 @@ impl Analyzer {
     ) {
         let t = &self.thresholds;
         let tool_key = format!("{}/{}", call.upstream, call.tool);
-        if let Some((count, base)) = self.user_rates.entry(call.user.clone()).or_default().hit(
-            time_ms,
-            t.rate_spike_min_calls,
-            t.rate_spike_factor,
-        ) {
+        if let Some((count, base)) = self
+            .state
+            .user_rates
+            .entry(call.user.clone())
+            .or_default()
+            .hit(time_ms, t.rate_spike_min_calls, t.rate_spike_factor)
+        {
             let summary = format!(
-                "{} made {count} calls this minute against a baseline of {base:.1}",
+                "{} made {count} calls in the last minute against a baseline of {base:.1} a minute",
                 call.user
             );
             out.push((
@@ -361,13 +453,15 @@ impl Analyzer {
                 },
             ));
         }
-        if let Some((count, base)) = self.tool_rates.entry(tool_key.clone()).or_default().hit(
-            time_ms,
-            t.rate_spike_min_calls,
-            t.rate_spike_factor,
-        ) {
+        if let Some((count, base)) = self
+            .state
+            .tool_rates
+            .entry(tool_key.clone())
+            .or_default()
+            .hit(time_ms, t.rate_spike_min_calls, t.rate_spike_factor)
+        {
             let summary = format!(
-                "{tool_key} was called {count} times this minute against a baseline of {base:.1}"
+                "{tool_key} was called {count} times in the last minute against a baseline of {base:.1} a minute"
             );
             out.push((
                 finding(
@@ -385,10 +479,11 @@ impl Analyzer {
                 },
             ));
         }
-        let calls = self.user_calls.entry(call.user.clone()).or_default();
+        let calls = self.state.user_calls.entry(call.user.clone()).or_default();
         *calls += 1;
         let seasoned = *calls > t.first_use_after_calls;
         let first = self
+            .state
             .user_tools
             .entry(call.user.clone())
             .or_default()
@@ -445,7 +540,7 @@ impl Analyzer {
                 refs.clone(),
             ));
         }
-        let n = burst(&mut self.auth_bursts, &who, time_ms, &self.thresholds);
+        let n = burst(&mut self.state.auth_bursts, &who, time_ms, &self.thresholds);
         if n == self.thresholds.auth_burst_count as usize {
             let summary = format!(
                 "{n} refused tokens from {who} within {} s",
@@ -496,7 +591,11 @@ impl Analyzer {
                 )]
             }
             SessionChange::Bound => {
-                let live = self.live_sessions.entry(session.user.clone()).or_default();
+                let live = self
+                    .state
+                    .live_sessions
+                    .entry(session.user.clone())
+                    .or_default();
                 live.insert(session.binding.clone());
                 if live.len() == self.thresholds.sessions_per_user as usize + 1 {
                     let summary = format!("{} holds {} live sessions", session.user, live.len());
@@ -518,7 +617,7 @@ impl Analyzer {
                 Vec::new()
             }
             SessionChange::Expired | SessionChange::Revoked | SessionChange::Ended => {
-                if let Some(live) = self.live_sessions.get_mut(&session.user) {
+                if let Some(live) = self.state.live_sessions.get_mut(&session.user) {
                     live.remove(&session.binding);
                 }
                 Vec::new()
@@ -793,6 +892,98 @@ mod tests {
                 .count();
         }
         assert!(spikes >= 1, "a spike against the user's baseline");
+    }
+
+    /// Calls by `user` at the given times; returns the user's rate-spike findings.
+    fn spikes_at(a: &mut Analyzer, seq: &mut u64, user: &str, times: &[i64]) -> Vec<Draft> {
+        let mut out = Vec::new();
+        for t in times {
+            *seq += 1;
+            out.extend(
+                a.observe(&env(
+                    *seq,
+                    *t,
+                    EventData::ToolCall(call(user, "echo", CallPhase::Started)),
+                ))
+                .into_iter()
+                .filter(|d| d.finding.rule == "behaviour.rate_spike" && d.refs.user.is_some()),
+            );
+        }
+        out
+    }
+
+    #[test]
+    fn a_spike_straddling_a_minute_boundary_is_one_window() {
+        let base = 1_700_000_040_000; // a whole minute
+        let quiet: Vec<i64> = (0..10)
+            .flat_map(|m| [base + m * 60_000 + 5_000, base + m * 60_000 + 35_000])
+            .collect();
+        // 20 calls in the last 15 s of minute 10 and 20 in the first 15 s of minute 11: each
+        // calendar minute alone stays under the 30-call minimum, the 30 s burst does not.
+        let boundary = base + 11 * 60_000;
+        let burst: Vec<i64> = (0..20)
+            .map(|i| boundary - 15_000 + i * 750)
+            .chain((0..20).map(|i| boundary + i * 750))
+            .collect();
+        let mut a = engine();
+        let mut seq = 0;
+        assert!(spikes_at(&mut a, &mut seq, "dave", &quiet).is_empty());
+        let found = spikes_at(&mut a, &mut seq, "dave", &burst);
+        assert_eq!(found.len(), 1, "one report per spike: {found:?}");
+        let at = found[0].time_ms;
+        assert!(
+            at >= boundary,
+            "the 30th call in the window falls after the boundary"
+        );
+        assert!(
+            found[0]
+                .finding
+                .summary
+                .contains("30 calls in the last minute"),
+            "{}",
+            found[0].finding.summary
+        );
+
+        // The same calls a calendar-minute counter would see as 20 + 20: no longer a blind spot,
+        // but a steady rate the baseline has learned is not a spike.
+        let mut a = engine();
+        let mut seq = 0;
+        let steady: Vec<i64> = (0..600).map(|i| base + i * 1_500).collect();
+        assert!(spikes_at(&mut a, &mut seq, "erin", &steady).is_empty());
+    }
+
+    #[test]
+    fn the_rate_window_is_bounded_and_survives_gaps() {
+        let mut r = Rate::default();
+        for i in 0..10_000 {
+            r.hit(i * 10, 30, 5.0);
+        }
+        assert_eq!(r.buckets.len(), 60, "60 counters whatever the traffic");
+        assert!(r.in_window <= 10_000);
+        assert_eq!(r.in_window, 6_000, "100 calls a second for the last 60 s");
+        // A day of silence empties the window and decays the baseline to near zero.
+        r.hit(86_400_000, 30, 5.0);
+        assert_eq!(r.in_window, 1);
+        assert!(r.baseline.is_some_and(|b| b < 1.0), "{:?}", r.baseline);
+        // Late events beyond the window are not counted.
+        assert_eq!(r.hit(0, 30, 5.0), None);
+        assert_eq!(r.in_window, 1);
+    }
+
+    #[test]
+    fn the_memory_round_trips_and_continues_identically() {
+        let times: Vec<i64> = (0..400).map(|i| 1_700_000_000_000 + i * 700).collect();
+        let mut whole = engine();
+        let mut seq = 0;
+        let all = spikes_at(&mut whole, &mut seq, "dave", &times);
+        let mut first = engine();
+        let mut seq = 0;
+        let mut split = spikes_at(&mut first, &mut seq, "dave", &times[..200]);
+        let stored = serde_json::to_vec(first.state()).unwrap();
+        let mut second = engine();
+        second.restore(serde_json::from_slice(&stored).unwrap());
+        split.extend(spikes_at(&mut second, &mut seq, "dave", &times[200..]));
+        assert_eq!(all, split);
     }
 
     #[test]

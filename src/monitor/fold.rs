@@ -55,6 +55,20 @@ impl Folder {
         }
     }
 
+    /// Forgets alerts whose last finding is more than the window before `now_ms`: a new
+    /// finding on them would start a new alert anyway.
+    pub fn prune(&mut self, now_ms: i64) {
+        let window = self.window_ms;
+        self.open.retain(|_, (_, last)| now_ms - *last <= window);
+    }
+
+    /// The alerts still folding, with the time of their last finding (to store and restore).
+    pub fn open(&self) -> Vec<(Alert, i64)> {
+        let mut open: Vec<(Alert, i64)> = self.open.values().cloned().collect();
+        open.sort_by(|a, b| a.0.alert_id.cmp(&b.0.alert_id));
+        open
+    }
+
     /// Folds a draft. `current` gives the alert's latest state from the store (a responder may
     /// have acknowledged or resolved it since).
     pub fn fold(&mut self, draft: Draft, current: impl Fn(&str) -> Option<Alert>) -> Folded {

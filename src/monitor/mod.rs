@@ -2,13 +2,17 @@
 //! restarts), runs every detector on every event, folds findings into alerts and publishes them
 //! through the shared publisher, where responders acknowledge and resolve them. Alerts and the
 //! position reached in each gateway stream are stored in one atomic write, so a restart neither
-//! loses nor repeats alerts. Optional automatic containment asks the gateway to revoke a session
-//! or block a tool.
+//! loses nor repeats alerts; the detectors' memory (rate baselines, bursts, open alerts) is
+//! stored in that same write, so a restarted monitor raises exactly the alerts an uninterrupted
+//! one would. Responders suppress single findings (known false positives); suppressions are
+//! applied between analysis steps and stored atomically with the events announcing them.
+//! Optional automatic containment asks the gateway to revoke a session or block a tool.
 
 pub mod analyzer;
 pub mod detect;
 pub mod eval;
 pub mod fold;
+pub mod suppress;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -16,6 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use crate::config::{Config, ContainmentAction, ContainmentRule, PublisherConfig};
@@ -23,9 +28,10 @@ use crate::protocol::events::{Alert, AlertStatus};
 use crate::protocol::{Command, CommandError, CommandErrorCode, Envelope, EventData};
 use crate::store::{AlertFilter, NewEvent, Store};
 use crate::stream::{CommandRequest, Publisher, SourceSpec, Subscriber, SubscriberOptions, owner};
-use analyzer::Analyzer;
+use analyzer::{Analyzer, AnalyzerState};
 use detect::{DetectorConfig, Detectors};
 use fold::Folder;
+use suppress::{Suppression, SuppressionState, Suppressions};
 
 /// Events analysed per step and source.
 const STEP: usize = 2000;
@@ -34,6 +40,37 @@ const IDLE: Duration = Duration::from_millis(100);
 
 fn cursor_key(source: &str) -> String {
     format!("monitor.cursor.{source}")
+}
+
+/// Store key of the detectors' memory, written with every position.
+const MEMORY_KEY: &str = "monitor.memory";
+
+/// The detectors' memory as stored: the engine's state and the alerts still folding.
+#[derive(Serialize, Deserialize)]
+struct Memory {
+    analyzer: AnalyzerState,
+    open: Vec<(Alert, i64)>,
+}
+
+/// The engine, the folder and the suppressions: everything the analysis loop owns.
+struct Engine {
+    analyzer: Analyzer,
+    folder: Folder,
+    suppressions: Suppressions,
+    /// Newest event time analysed, ms (to forget alerts that can no longer fold).
+    newest_ms: i64,
+}
+
+impl Engine {
+    /// The memory to store with a new position.
+    fn memory(&mut self) -> Vec<u8> {
+        self.folder.prune(self.newest_ms);
+        let memory = serde_json::json!({
+            "analyzer": self.analyzer.state(),
+            "open": self.folder.open(),
+        });
+        serde_json::to_vec(&memory).unwrap_or_default()
+    }
 }
 
 /// Addresses of a started monitor.
@@ -91,9 +128,6 @@ pub async fn start(config: &Config, store: Store) -> anyhow::Result<Running> {
     });
     let options = crate::runtime::publisher_options(&stream_config, "monitor", Default::default())?;
     let (publisher, inbox) = Publisher::new(store.clone(), options, true);
-    if let Some(inbox) = inbox {
-        tokio::spawn(commands(publisher.clone(), inbox));
-    }
     let mut subscribers = HashMap::new();
     for source in &mc.sources {
         let token = source
@@ -117,33 +151,83 @@ pub async fn start(config: &Config, store: Store) -> anyhow::Result<Running> {
             Subscriber::spawn(spec, store.clone(), SubscriberOptions::default()),
         );
     }
-    let analyzer = Analyzer::new(Detectors::new(detector_config), mc.thresholds.clone());
+    let mut analyzer = Analyzer::new(Detectors::new(detector_config), mc.thresholds.clone());
     let mut folder = Folder::new(mc.thresholds.fold_window_secs as i64 * 1000);
-    for record in store.alerts(AlertFilter::Open, usize::MAX)? {
-        if let Some(EventData::Alert(alert)) =
-            Envelope::parse(&record.json).ok().map(|e| e.decode())
-        {
-            folder.restore(alert, record.time_ms);
+    let memory = store.extra(MEMORY_KEY)?.and_then(|bytes| {
+        match serde_json::from_slice::<Memory>(&bytes) {
+            Ok(memory) => Some(memory),
+            Err(e) => {
+                tracing::warn!(error = %e, "stored detector memory unreadable; starting afresh");
+                None
+            }
+        }
+    });
+    let mut newest_ms = 0;
+    match memory {
+        Some(memory) => {
+            analyzer.restore(memory.analyzer);
+            for (alert, last) in memory.open {
+                newest_ms = newest_ms.max(last);
+                folder.restore(alert, last);
+            }
+        }
+        // A store from before the memory was kept: fold on from the open alerts.
+        None => {
+            for record in store.alerts(AlertFilter::Open, usize::MAX)? {
+                if let Some(EventData::Alert(alert)) =
+                    Envelope::parse(&record.json).ok().map(|e| e.decode())
+                {
+                    folder.restore(alert, record.time_ms);
+                }
+            }
         }
     }
+    let suppressions = store
+        .extra(suppress::STORE_KEY)?
+        .map(|bytes| Suppressions::from_bytes(&bytes))
+        .unwrap_or_default();
+    let engine = Engine {
+        analyzer,
+        folder,
+        suppressions,
+        newest_ms,
+    };
     crate::runtime::spawn_retention(store, crate::runtime::retention(config));
+    let (to_engine, engine_inbox) = mpsc::channel(64);
+    if let Some(inbox) = inbox {
+        tokio::spawn(commands(publisher.clone(), inbox, to_engine));
+    }
     let (addr, _) = publisher.serve(&stream_config.listen).await?;
     tokio::spawn(analyse(
         publisher,
-        analyzer,
-        folder,
+        engine,
+        engine_inbox,
         Arc::new(subscribers),
         mc.containment.clone(),
     ));
     Ok(Running { stream: addr })
 }
 
-/// The monitor carries out acknowledge and resolve; approvals belong to the gateway.
-async fn commands(publisher: Publisher, mut inbox: mpsc::Receiver<CommandRequest>) {
+/// The monitor carries out acknowledge and resolve, and hands suppressions to the analysis loop
+/// (which owns the folder and applies them between steps); approvals belong to the gateway.
+async fn commands(
+    publisher: Publisher,
+    mut inbox: mpsc::Receiver<CommandRequest>,
+    engine: mpsc::Sender<CommandRequest>,
+) {
     while let Some(request) = inbox.recv().await {
         let result = match request.command {
             Command::AcknowledgeAlert { .. } | Command::ResolveAlert { .. } => {
                 owner::apply(&publisher, &request.by, request.command).await
+            }
+            Command::SuppressFinding(_) | Command::Unsuppress { .. } => {
+                if let Err(mpsc::error::SendError(request)) = engine.send(request).await {
+                    let _ = request.reply.send(Err(CommandError::new(
+                        CommandErrorCode::Unavailable,
+                        "the monitor's analysis is not running",
+                    )));
+                }
+                continue;
             }
             other => Err(CommandError::new(
                 CommandErrorCode::Unsupported,
@@ -157,16 +241,209 @@ async fn commands(publisher: Publisher, mut inbox: mpsc::Receiver<CommandRequest
     }
 }
 
-/// The analysis loop: new gateway events in, alerts (and the new positions) out, atomically.
+/// Decodes an alert state record.
+fn decode_alert(json: &str) -> Option<Alert> {
+    match Envelope::parse(json).ok()?.decode() {
+        EventData::Alert(a) => Some(a),
+        _ => None,
+    }
+}
+
+/// Carries out a suppress or unsuppress command: the suppression set, the events announcing
+/// it and the alerts it resolves are stored in one write.
+async fn suppression(
+    publisher: &Publisher,
+    engine: &mut Engine,
+    by: &str,
+    command: Command,
+) -> Result<String, CommandError> {
+    let unavailable =
+        |e: String| CommandError::new(CommandErrorCode::Unavailable, format!("not stored: {e}"));
+    let store = publisher.store().clone();
+    let own = publisher.source().to_string();
+    let mut events = Vec::new();
+    let (set, result) = match command {
+        Command::SuppressFinding(ask) => {
+            let crate::protocol::commands::Suppress {
+                rule,
+                upstream,
+                tool,
+                tool_hash,
+                user,
+                alert_id,
+                reason,
+            } = *ask;
+            let prompted = match &alert_id {
+                Some(id) => {
+                    let record = store
+                        .alert(&own, id)
+                        .map_err(|e| unavailable(e.to_string()))?;
+                    let alert = record.and_then(|r| decode_alert(&r.json)).ok_or_else(|| {
+                        CommandError::new(CommandErrorCode::NotFound, format!("no alert {id}"))
+                    })?;
+                    if alert.rule != rule {
+                        return Err(CommandError::new(
+                            CommandErrorCode::Malformed,
+                            format!("alert {id} is of rule {}, not {rule}", alert.rule),
+                        ));
+                    }
+                    Some(alert)
+                }
+                None => None,
+            };
+            let known = match (&upstream, &tool) {
+                (Some(u), Some(t)) => engine.analyzer.tool_hash(u, t).map(str::to_string),
+                _ => None,
+            };
+            // The alert that prompted it knows its hash best.
+            let known = prompted
+                .as_ref()
+                .and_then(|a| a.refs.tool_hash.clone())
+                .or(known);
+            let request = suppress::Request {
+                rule,
+                upstream,
+                tool,
+                tool_hash,
+                user,
+                reason,
+            };
+            let mut suppression = Suppression::build(request, by, known.as_deref())?;
+            if engine
+                .suppressions
+                .get(&suppression.suppression_id)
+                .is_some()
+            {
+                return Ok(format!(
+                    "{} already suppressed ({})",
+                    suppression.subject(),
+                    suppression.suppression_id
+                ));
+            }
+            // Resolve every open alert it covers (and the one that prompted it).
+            let mut candidates: Vec<Alert> = engine
+                .folder
+                .open()
+                .into_iter()
+                .filter_map(|(a, _)| {
+                    let current = store
+                        .alert(&own, &a.alert_id)
+                        .ok()
+                        .flatten()
+                        .and_then(|r| decode_alert(&r.json));
+                    current.or(Some(a))
+                })
+                .collect();
+            if let Some(alert) = prompted
+                && !candidates.iter().any(|a| a.alert_id == alert.alert_id)
+            {
+                candidates.push(alert);
+            }
+            let note = format!(
+                "suppressed as a false positive by {by} ({}){}",
+                suppression.suppression_id,
+                suppression
+                    .reason
+                    .as_deref()
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default()
+            );
+            let mut resolved = Vec::new();
+            for mut alert in candidates {
+                let hash = match (&alert.refs.upstream, &alert.refs.tool) {
+                    (Some(u), Some(t)) => engine.analyzer.tool_hash(u, t),
+                    _ => None,
+                };
+                if alert.status == AlertStatus::Resolved
+                    || !suppression.matches(&alert.rule, &alert.refs, hash)
+                {
+                    continue;
+                }
+                alert.status = AlertStatus::Resolved;
+                alert.by = Some(by.to_string());
+                alert.note = Some(note.clone());
+                resolved.push(alert.alert_id.clone());
+                events.push(EventData::Alert(alert));
+            }
+            suppression.resolved = resolved;
+            let result = format!(
+                "{} suppressed ({}); {} open alert(s) resolved",
+                suppression.subject(),
+                suppression.suppression_id,
+                suppression.resolved.len()
+            );
+            events.insert(0, suppression.event());
+            let mut set = engine.suppressions.clone();
+            set.insert(suppression);
+            (set, result)
+        }
+        Command::Unsuppress {
+            suppression_id,
+            reason,
+        } => {
+            let mut set = engine.suppressions.clone();
+            let Some(mut lifted) = set.remove(&suppression_id) else {
+                return Err(CommandError::new(
+                    CommandErrorCode::NotFound,
+                    format!("no active suppression {suppression_id}"),
+                ));
+            };
+            lifted.state = SuppressionState::Lifted;
+            lifted.by = by.to_string();
+            lifted.reason = reason;
+            lifted.resolved.clear();
+            let result = format!(
+                "{} alerts again ({suppression_id} lifted)",
+                lifted.subject()
+            );
+            events.push(lifted.event());
+            (set, result)
+        }
+        other => {
+            return Err(CommandError::new(
+                CommandErrorCode::Unsupported,
+                format!("{} is not a suppression", other.action()),
+            ));
+        }
+    };
+    let bytes = set.to_bytes();
+    let p = publisher.clone();
+    let stored = tokio::task::spawn_blocking(move || {
+        p.append_blocking(
+            events.into_iter().map(NewEvent::from).collect(),
+            &[(suppress::STORE_KEY, bytes)],
+        )
+    })
+    .await;
+    match stored {
+        Ok(Ok(seqs)) => {
+            engine.suppressions = set;
+            tracing::info!(%by, %result, "suppression");
+            Ok(format!(
+                "{result} (event {})",
+                seqs.first().copied().unwrap_or(0)
+            ))
+        }
+        Ok(Err(e)) => Err(unavailable(e.to_string())),
+        Err(e) => Err(unavailable(e.to_string())),
+    }
+}
+
+/// The analysis loop: new gateway events in, alerts (and the new positions and the detectors'
+/// memory) out, atomically. Suppress commands are carried out between steps.
 async fn analyse(
     publisher: Publisher,
-    mut analyzer: Analyzer,
-    mut folder: Folder,
+    mut engine: Engine,
+    mut inbox: mpsc::Receiver<CommandRequest>,
     subscribers: Arc<HashMap<String, Subscriber>>,
     containment: Vec<ContainmentRule>,
 ) {
     let own = publisher.source().to_string();
     loop {
+        while let Ok(request) = inbox.try_recv() {
+            let result = suppression(&publisher, &mut engine, &request.by, request.command).await;
+            let _ = request.reply.send(result);
+        }
         let mut busy = false;
         let store = publisher.store().clone();
         for source in store.sources().into_iter().filter(|s| *s != own) {
@@ -190,20 +467,32 @@ async fn analyse(
             busy = true;
             let mut latest: Vec<Alert> = Vec::new();
             let mut new_ids = Vec::new();
+            let current = |id: &str| {
+                store
+                    .alert(&own, id)
+                    .ok()
+                    .flatten()
+                    .and_then(|r| decode_alert(&r.json))
+            };
             for event in &events {
                 let Ok(envelope) = Envelope::parse(&event.json) else {
                     continue;
                 };
-                for draft in analyzer.observe(&envelope) {
-                    let current = |id: &str| {
-                        store.alert(&own, id).ok().flatten().and_then(|r| {
-                            match Envelope::parse(&r.json).ok()?.decode() {
-                                EventData::Alert(a) => Some(a),
-                                _ => None,
-                            }
-                        })
+                for draft in engine.analyzer.observe(&envelope) {
+                    engine.newest_ms = engine.newest_ms.max(draft.time_ms);
+                    let known = match (&draft.refs.upstream, &draft.refs.tool) {
+                        (Some(u), Some(t)) => engine.analyzer.tool_hash(u, t),
+                        _ => None,
                     };
-                    let folded = folder.fold(draft, current);
+                    if let Some(s) =
+                        engine
+                            .suppressions
+                            .matching(&draft.finding.rule, &draft.refs, known)
+                    {
+                        tracing::debug!(suppression = %s.suppression_id, rule = %draft.finding.rule, "finding suppressed");
+                        continue;
+                    }
+                    let folded = engine.folder.fold(draft, current);
                     if folded.is_new {
                         new_ids.push(folded.alert.alert_id.clone());
                     }
@@ -226,22 +515,28 @@ async fn analyse(
                 .into_iter()
                 .map(|a| NewEvent::from(EventData::Alert(a)))
                 .collect();
+            let memory = engine.memory();
             let p = publisher.clone();
             let stored = tokio::task::spawn_blocking(move || {
-                p.append_blocking(events, &[(&key, last.to_be_bytes().to_vec())])
+                p.append_blocking(
+                    events,
+                    &[(&key, last.to_be_bytes().to_vec()), (MEMORY_KEY, memory)],
+                )
             })
             .await;
             if !matches!(stored, Ok(Ok(_))) {
-                tracing::error!(%source, "cannot store alerts; retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
+                // The engine has moved on past events whose alerts are not stored: start again
+                // from the stored memory rather than raise them twice or never.
+                tracing::error!(%source, "cannot store alerts; exiting so that a restart resumes from the stored state");
+                std::process::exit(70);
             }
             for alert in to_contain {
                 contain(&publisher, &subscribers, &containment, &source, alert).await;
             }
         }
-        if !busy {
-            tokio::time::sleep(IDLE).await;
+        if !busy && let Ok(Some(request)) = tokio::time::timeout(IDLE, inbox.recv()).await {
+            let result = suppression(&publisher, &mut engine, &request.by, request.command).await;
+            let _ = request.reply.send(result);
         }
     }
 }

@@ -68,6 +68,45 @@ pub enum Command {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         note: Option<String>,
     },
+    /// Stop one finding alerting (a known false positive): this rule on this subject only, a
+    /// tool at one definition hash (a changed definition alerts again) or a user; the rule
+    /// stays on for everything else. Carried out by the monitor, which resolves the matching
+    /// open alerts and publishes the suppression as a `mcpsoc.suppression.v1` event.
+    SuppressFinding(Box<Suppress>),
+    /// Lift a suppression: the finding alerts again.
+    Unsuppress {
+        /// The suppression id (`sup-…`, in the suppression event and the suppressed alert's note).
+        suppression_id: String,
+        /// Why.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+}
+
+/// The finding a `suppress_finding` command silences.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Suppress {
+    /// The rule id, e.g. `poisoning.hidden_instructions`.
+    pub rule: String,
+    /// Upstream server of the tool the finding is about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<String>,
+    /// The tool the finding is about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool: Option<String>,
+    /// The tool's definition hash; absent, the monitor uses the definition it knows now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_hash: Option<String>,
+    /// The user the finding is about (findings with no tool, such as a user's rate spike).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// The alert that prompted it (resolved with the suppression).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alert_id: Option<String>,
+    /// Why it is a false positive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 impl Command {
@@ -80,6 +119,8 @@ impl Command {
             Self::RevokeSession { .. } => "revoke_session",
             Self::AcknowledgeAlert { .. } => "acknowledge_alert",
             Self::ResolveAlert { .. } => "resolve_alert",
+            Self::SuppressFinding(_) => "suppress_finding",
+            Self::Unsuppress { .. } => "unsuppress",
         }
     }
 
@@ -90,7 +131,9 @@ impl Command {
             Self::BlockTool { .. }
             | Self::RevokeSession { .. }
             | Self::AcknowledgeAlert { .. }
-            | Self::ResolveAlert { .. } => Role::Responder,
+            | Self::ResolveAlert { .. }
+            | Self::SuppressFinding(_)
+            | Self::Unsuppress { .. } => Role::Responder,
         }
     }
 
@@ -117,6 +160,12 @@ impl Command {
             Self::RevokeSession { binding, .. } => serde_json::json!({"binding": binding}),
             Self::AcknowledgeAlert { alert_id, .. } | Self::ResolveAlert { alert_id, .. } => {
                 serde_json::json!({"alert_id": alert_id})
+            }
+            Self::SuppressFinding(s) => serde_json::json!({"rule": s.rule,
+                "upstream": s.upstream, "tool": s.tool, "tool_hash": s.tool_hash,
+                "user": s.user, "alert_id": s.alert_id}),
+            Self::Unsuppress { suppression_id, .. } => {
+                serde_json::json!({"suppression_id": suppression_id})
             }
         }
     }
@@ -174,5 +223,34 @@ impl CommandError {
             code,
             message: message.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suppress_reads_flat_and_refuses_unknown_fields() {
+        let text = r#"{"action":"suppress_finding","rule":"poisoning.x","upstream":"fs","tool":"read","tool_hash":"sha256:ab","alert_id":"al-1"}"#;
+        let command: Command = serde_json::from_str(text).unwrap();
+        let Command::SuppressFinding(s) = &command else {
+            panic!("{command:?}");
+        };
+        assert_eq!(s.rule, "poisoning.x");
+        assert_eq!(s.tool_hash.as_deref(), Some("sha256:ab"));
+        assert_eq!(command.required_role(), Role::Responder);
+        let back: Command =
+            serde_json::from_str(&serde_json::to_string(&command).unwrap()).unwrap();
+        assert_eq!(back, command);
+        assert!(
+            serde_json::from_str::<Command>(
+                r#"{"action":"suppress_finding","rule":"r","user":"u","everyone":true}"#
+            )
+            .is_err()
+        );
+        let lift: Command =
+            serde_json::from_str(r#"{"action":"unsuppress","suppression_id":"sup-1"}"#).unwrap();
+        assert_eq!(lift.action(), "unsuppress");
     }
 }

@@ -86,6 +86,12 @@ fn next_state(
         Command::ResolveAlert { alert_id, note } => {
             return alert_status(publisher, by, alert_id, note, AlertStatus::Resolved);
         }
+        Command::SuppressFinding(_) | Command::Unsuppress { .. } => {
+            return Err(CommandError::new(
+                CommandErrorCode::Unsupported,
+                "suppressions belong to the monitor: send this to the monitor's stream",
+            ));
+        }
     };
     let record = store.tool_change(source, &upstream, &tool).map_err(io)?;
     let Some(EventData::ToolChange(mut change)) = decoded(record) else {

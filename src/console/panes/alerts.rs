@@ -199,12 +199,13 @@ pub fn detail(app: &App) -> (String, Vec<Line<'static>>) {
     lines.push(Line::from(""));
     lines.push(Line::from(Span::styled(
         format!(
-            "{} session · {} tool change · {} contain · {} ack · {} resolve",
+            "{} session · {} tool change · {} contain · {} ack · {} resolve · {} suppress",
             app.keys.label(crate::console::keys::KeyAction::JumpSession),
             app.keys.label(crate::console::keys::KeyAction::JumpTool),
             app.keys.label(crate::console::keys::KeyAction::Contain),
             app.keys.label(crate::console::keys::KeyAction::Acknowledge),
             app.keys.label(crate::console::keys::KeyAction::Resolve),
+            app.keys.label(crate::console::keys::KeyAction::Suppress),
         ),
         app.theme.muted,
     )));
