@@ -44,6 +44,33 @@ pub enum Command {
     /// Creates stream tokens and their SHA-256 for the configuration.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Checks the tamper-evident hash chain of stored or exported events.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+/// `mcpsoc audit`.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Walks every source's hash chain and names the first broken link (exit status 1).
+    ///
+    /// Reads the store in --data (default: the gateway's; stop the role first, or point at a
+    /// copy: sled opens a store for one process at a time), or a JSON-lines export with --file.
+    Verify(AuditVerifyArgs),
+}
+
+/// `mcpsoc audit verify`.
+#[derive(Debug, Args)]
+pub struct AuditVerifyArgs {
+    /// Only this source id.
+    #[arg(long, value_name = "SOURCE")]
+    pub source: Option<String>,
+    /// Check a JSON-lines export (`mcpsoc export`) instead of a store; `-` for stdin.
+    #[arg(long, value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `mcpsoc console`.

@@ -4,6 +4,7 @@
 //! publisher and subscriber ([`stream`]) over one contract ([`protocol`]) and one local event
 //! store ([`store`]).
 
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod config;

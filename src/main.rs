@@ -72,5 +72,6 @@ fn run(
         Command::Replay(args) => mcpsoc::replay::run(&config, data, &args),
         Command::Eval(args) => mcpsoc::monitor::eval::run(&config, &args),
         Command::Token(command) => mcpsoc::token::run(&command),
+        Command::Audit(command) => mcpsoc::audit::run(&config, data, &command),
     }
 }

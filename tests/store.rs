@@ -1296,7 +1296,8 @@ fn mixed_stream_store_is_consistent_and_the_checker_sees_damage() {
 
 #[test]
 fn envelope_helper_matches_producer_output() {
-    // The fixtures build events the way a producer does: append and envelope() agree.
+    // The fixtures build events the way a producer does: append and envelope() agree, but for
+    // the chain link the producer adds.
     let dir = temp();
     let store = open(dir.path());
     let data = tool_call("alice", "alice:s1", "read");
@@ -1311,7 +1312,11 @@ fn envelope_helper_matches_producer_output() {
             |_| {},
         )
         .expect("append");
-    assert_eq!(*appended[0].json, envelope("gw", 1, BASE_MS, &data));
+    // The producer seals it as the first link of the source's audit chain.
+    let expected = envelope("gw", 1, BASE_MS, &data);
+    let (unsealed, link) = mcpsoc::store::chain::unseal(&appended[0].json).expect("sealed");
+    assert_eq!(unsealed, expected);
+    assert_eq!(link, mcpsoc::store::chain::link("", &expected));
 }
 
 // ---------------------------------------------------------------------------------------------

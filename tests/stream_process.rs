@@ -255,6 +255,14 @@ async fn subscriber_resumes_across_publisher_kills() {
     );
 
     let count = assert_same_events(&publisher_store, &sub_store, REPLAY_SOURCE);
+    // SIGKILLs mid-append never leave the producer's audit chain broken, and the subscriber's
+    // copy verifies on its own.
+    for (who, store) in [("publisher", &publisher_store), ("subscriber", &sub_store)] {
+        let reports = store.verify_chains(Some(REPLAY_SOURCE)).expect("verify");
+        assert_eq!(reports.len(), 1, "{who}");
+        assert!(reports[0].intact(), "{who}'s chain broke: {:?}", reports[0]);
+        assert_eq!(reports[0].sealed, count, "{who}: every event is chained");
+    }
     let events = all_events(&sub_store, REPLAY_SOURCE);
     assert_eq!(events.len() as u64, count);
     let calls: Vec<&serde_json::Value> = events

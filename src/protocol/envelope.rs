@@ -55,6 +55,10 @@ pub struct Envelope {
     /// The event payload; its shape is given by `kind`.
     #[serde(default)]
     pub data: Value,
+    /// Tamper-evidence extension: this event's link in its source's hash chain (see
+    /// `store::chain`); the producer's store adds it as the last member when it appends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chainhash: Option<String>,
 }
 
 impl Envelope {
@@ -69,6 +73,7 @@ impl Envelope {
             sequence,
             datacontenttype: Some("application/json".into()),
             data: data.to_value(),
+            chainhash: None,
         }
     }
 

@@ -7,6 +7,7 @@
 //! sled batch (see [`keys`] for the layout), so a crash leaves events and indexes in agreement.
 //! All calls block: call them from `spawn_blocking` on an async runtime.
 
+pub mod chain;
 pub mod keys;
 mod query;
 mod retention;
@@ -100,6 +101,8 @@ struct Writer {
     next_type: u16,
     /// Session directory keys known to be in the tree.
     dirs: std::collections::HashSet<Vec<u8>>,
+    /// Chain head (newest link) per source this store produces, once read.
+    chain_heads: HashMap<u32, String>,
 }
 
 /// What readers see of the writer's progress, updated right after each batch is applied, so
@@ -374,6 +377,13 @@ impl Store {
         let mut batch = state::BatchBuilder::new(self);
         let source_id = self.source_id_locked(&mut w, &mut batch, source)?;
         let mut seq = batch.last(&w, source_id);
+        let mut head = match w.chain_heads.get(&source_id) {
+            Some(head) => head.clone(),
+            None => self
+                .extra(&chain::head_key(source))?
+                .map(|v| String::from_utf8_lossy(&v).into_owned())
+                .unwrap_or_default(),
+        };
         let mut appended = Vec::with_capacity(events.len());
         for event in events {
             seq += 1;
@@ -384,7 +394,9 @@ impl Store {
                 &event.data,
             );
             limits::fit_payload(&mut envelope.data, limits::MAX_FRAME_BYTES - 2048);
-            let json: Arc<str> = Arc::from(envelope.to_json());
+            let (sealed, link) = chain::seal(&head, &envelope.to_json());
+            head = link;
+            let json: Arc<str> = Arc::from(sealed);
             let view = EventView::parse(&json)?;
             batch.add_event(&mut w, source_id, &view, &json)?;
             appended.push(Appended {
@@ -395,7 +407,11 @@ impl Store {
         for (name, value) in extra {
             batch.put_extra(name, value);
         }
+        if !appended.is_empty() {
+            batch.put_extra(&chain::head_key(source), head.as_bytes());
+        }
         batch.commit(&mut w)?;
+        w.chain_heads.insert(source_id, head);
         on_stored(&appended);
         Ok(appended)
     }

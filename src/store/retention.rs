@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 
 use super::state::BatchBuilder;
 use super::view::EventView;
-use super::{Store, StoreError, keys};
+use super::{Store, StoreError, chain, keys};
 
 /// How much history to keep.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -122,6 +122,7 @@ impl Store {
         let mut w = self.writer()?;
         let mut batch = BatchBuilder::new(self);
         let mut report = PruneReport::default();
+        let mut anchor = None;
         for item in self
             .inner
             .tree
@@ -137,9 +138,16 @@ impl Store {
             let type_id = self
                 .type_id(&view.kind)
                 .ok_or_else(|| StoreError::Corrupt("type id".into()))?;
+            if let Some((_, link)) = chain::unseal(text) {
+                anchor = Some(chain::encode_anchor(view.sequence, link));
+            }
             batch.remove_event(type_id, source, &view, text.len());
             report.removed += 1;
             report.bytes += text.len() as u64;
+        }
+        if let (Some(anchor), Some(name)) = (anchor, self.source_name(source)) {
+            // The link of the newest pruned event, so the chain still starts from a known one.
+            batch.put_extra(&chain::anchor_key(&name), &anchor);
         }
         batch.commit(&mut w)?;
         Ok(report)
