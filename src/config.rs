@@ -157,8 +157,11 @@ pub struct GatewayAuthConfig {
     pub issuers: Vec<String>,
     /// JWKS file of the issuers' signing keys.
     pub jwks_file: Option<PathBuf>,
-    /// JWKS URL of the issuers' signing keys (fetched at start and on unknown key ids).
+    /// JWKS URL of the issuers' signing keys (fetched at start, every `jwks_refresh_secs`
+    /// and, at most once a minute, when a token names an unknown key id).
     pub jwks_url: Option<String>,
+    /// Seconds between JWKS URL refetches (at least 10).
+    pub jwks_refresh_secs: u64,
     /// Environment variable with an HS256 secret (tests only; off unless set).
     pub hs256_secret_env: Option<String>,
     /// Clock leeway for `exp` / `nbf`, seconds.
@@ -175,6 +178,7 @@ impl Default for GatewayAuthConfig {
             issuers: Vec::new(),
             jwks_file: None,
             jwks_url: None,
+            jwks_refresh_secs: 300,
             hs256_secret_env: None,
             leeway_secs: 30,
             authorization_servers: Vec::new(),
@@ -475,7 +479,48 @@ impl Config {
             path: path.to_path_buf(),
             source,
         })?;
-        Self::parse(&text, path)
+        let mut config = Self::parse(&text, path)?;
+        config.resolve_paths(path.parent().unwrap_or(Path::new("")));
+        Ok(config)
+    }
+
+    /// Relative file paths in a configuration file (keys, certificates, JWKS, token and
+    /// credential files) are relative to the file's folder, wherever mcpsoc runs from.
+    fn resolve_paths(&mut self, base: &Path) {
+        let fix = |path: &mut Option<PathBuf>| {
+            if let Some(p) = path.as_mut()
+                && p.is_relative()
+            {
+                *p = base.join(&*p);
+            }
+        };
+        fix(&mut self.gateway.tls_cert);
+        fix(&mut self.gateway.tls_key);
+        fix(&mut self.gateway.auth.jwks_file);
+        for upstream in &mut self.gateway.upstreams {
+            fix(&mut upstream.credential_file);
+        }
+        for stream in [
+            &mut self.gateway.stream,
+            &mut self.monitor.stream,
+            &mut self.replay.stream,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            fix(&mut stream.tls_cert);
+            fix(&mut stream.tls_key);
+        }
+        for source in self
+            .monitor
+            .sources
+            .iter_mut()
+            .chain(&mut self.console.sources)
+            .chain(&mut self.replay.sources)
+        {
+            fix(&mut source.token_file);
+            fix(&mut source.ca_file);
+        }
     }
 
     /// Parses configuration text; `path` names it in errors.
@@ -549,6 +594,23 @@ mod tests {
         let table = c.replay.stream.unwrap().token_table().unwrap();
         let grant = table.authenticate("example-approver-token").unwrap();
         assert_eq!(grant.role, Role::Approver);
+    }
+
+    #[test]
+    fn relative_paths_resolve_against_the_files_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        let text = "[gateway.auth]\njwks_file = \"keys/jwks.json\"\n[[console.sources]]\nname = \"g\"\nurl = \"ws://127.0.0.1:1/stream\"\ntoken_file = \"/abs/t.token\"\n";
+        std::fs::write(&path, text).unwrap();
+        let c = Config::load(Some(&path)).unwrap();
+        assert_eq!(
+            c.gateway.auth.jwks_file.as_deref(),
+            Some(dir.path().join("keys/jwks.json").as_path())
+        );
+        assert_eq!(
+            c.console.sources[0].token_file.as_deref(),
+            Some(Path::new("/abs/t.token"))
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! and, unless `--no-tui`, the console on both streams. Without the console it prints one line
 //! per notable event ([`report`]).
 
+pub mod parts;
 pub mod raw;
 pub mod report;
 pub mod server;
@@ -42,7 +43,7 @@ What runs, all in this process on one runtime:
     tokens, and scripted incidents: a secret in a tool result, a prompt injection in a result,
     tokens minted for another service, a rug pull (poisoned description), a session id
     replayed by another user, a new tool with invisible characters, a harmless change, and a
-    call-rate spike (at the first full minute: the monitor's baseline is per minute);
+    call-rate spike (a minute after dave's first call: the monitor learns his rate first);
   - the console on both streams (unless --no-tui). Try 2 (alerts), 4 (approvals), Enter for
     the diff, a to approve, x to reject: approved tools start working for the traffic.
 
@@ -53,12 +54,26 @@ pending.
 
 Data (stores, stream tokens, the issuer's JWKS, demo.log) goes to a temporary folder that is
 removed at exit, or to --data DIR, which is kept (gateway/, monitor/, console/, demo/,
-tokens/). Log filter: RUST_LOG (default info,rmcp=warn).";
+tokens/). Log filter: RUST_LOG (default info,rmcp=warn).
+
+The parts can also run as separate processes, each in its own terminal, with the real roles and
+the configurations in assets/demo/ (docs/OPERATIONS.md, \"The demo as separate processes\"):
+  mcpsoc demo server                      the sample MCP server on 127.0.0.1:7490
+  mcpsoc --config assets/demo/gateway.toml --data D/gateway gateway
+  mcpsoc --config assets/demo/monitor.toml --data D/monitor monitor
+  mcpsoc --config assets/demo/console.toml --data D/console console
+  mcpsoc demo traffic --issuer-key assets/demo/DEMO-ONLY-issuer-key.pem \\
+      --gateway-stream ws://127.0.0.1:7401/stream \\
+      --approver-token-file assets/demo/tokens/traffic-gateway.token";
 
 /// `mcpsoc demo`.
 #[derive(Debug, Clone, Args)]
-#[command(after_help = HELP)]
+#[command(after_help = HELP, args_conflicts_with_subcommands = true)]
 pub struct DemoArgs {
+    /// Run one part on its own instead of everything (with the real roles and the
+    /// configurations in assets/demo/; see docs/OPERATIONS.md).
+    #[command(subcommand)]
+    pub part: Option<parts::DemoPart>,
     /// Run without the terminal UI and print one line per notable event (scripts, tests).
     #[arg(long)]
     pub no_tui: bool,
@@ -77,8 +92,12 @@ fn parse_speed(text: &str) -> Result<f64, String> {
     }
 }
 
-/// Runs `mcpsoc demo` until the console quits, `--duration` passes or Ctrl-C.
+/// Runs `mcpsoc demo` until the console quits, `--duration` passes or Ctrl-C; `mcpsoc demo
+/// server` and `mcpsoc demo traffic` run one part on its own.
 pub fn run(config: &Config, data: Option<&Path>, args: &DemoArgs) -> anyhow::Result<()> {
+    if let Some(part) = &args.part {
+        return parts::run(config, data, part);
+    }
     if args.duration.is_some() && !args.no_tui {
         anyhow::bail!("--duration applies to --no-tui; with the console, quit with q");
     }
@@ -187,7 +206,11 @@ async fn demo(base: &Config, dir: &DataDir, args: &DemoArgs, report: Report) -> 
     let watcher = watch::Watcher::spawn(
         store,
         spec("gateway", &gateway_stream, &secrets.demo_gateway.token),
-        spec("monitor", &monitor_stream, &secrets.demo_monitor.token),
+        Some(spec(
+            "monitor",
+            &monitor_stream,
+            &secrets.demo_monitor.token,
+        )),
         report.clone(),
         watch::WatchOptions {
             decide: args.no_tui,
@@ -200,8 +223,8 @@ async fn demo(base: &Config, dir: &DataDir, args: &DemoArgs, report: Report) -> 
     let traffic = traffic::Traffic::new(
         mcp_url.clone(),
         resource.clone(),
-        secrets.clone(),
-        workspace,
+        secrets.issuer.clone(),
+        traffic::ScriptTarget::Local(workspace),
         report.clone(),
         args.speed,
     );

@@ -79,6 +79,16 @@ impl Raw {
         self.send(request).await
     }
 
+    /// POSTs an empty body to `<url>/<path>` (the sample server's `/demo/<change>` endpoints).
+    pub async fn post_empty(&self, path: &str) -> anyhow::Result<RawResponse> {
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri(format!("{}/{path}", self.url.trim_end_matches('/')))
+            .body(Full::new(Bytes::new()))
+            .context("building a request")?;
+        self.send(request).await
+    }
+
     /// Ends a session (DELETE).
     pub async fn delete(&self, token: &str, session: &str) -> anyhow::Result<RawResponse> {
         let request = Request::builder()

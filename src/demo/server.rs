@@ -48,6 +48,15 @@ pub const SECRET_FILE: &str = "config/app.env";
 /// The issue search whose result carries a prompt injection.
 pub const INJECTION_QUERY: &str = "SSO login loop";
 
+/// Control endpoint (`POST /demo/reset`): back to the initial definitions.
+pub const CONTROL_RESET: &str = "reset";
+/// Control endpoint (`POST /demo/rug-pull`): the rug pull.
+pub const CONTROL_RUG_PULL: &str = "rug-pull";
+/// Control endpoint (`POST /demo/hidden-tool`): the new tool with invisible characters.
+pub const CONTROL_HIDDEN_TOOL: &str = "hidden-tool";
+/// Control endpoint (`POST /demo/benign-change`): the harmless change.
+pub const CONTROL_BENIGN_CHANGE: &str = "benign-change";
+
 /// Which scripted changes have happened.
 #[derive(Debug, Default, Clone, Copy)]
 struct Script {
@@ -135,6 +144,25 @@ impl Workspace {
     pub async fn update_weather(&self) {
         self.change(|s| s.weather_units = true);
         self.announce().await;
+    }
+
+    /// Back to the initial definitions (a new traffic run against a running server).
+    pub async fn reset(&self) {
+        self.change(|s| *s = Script::default());
+        self.announce().await;
+    }
+
+    /// Carries out a scripted change by name (the `/demo/<change>` control endpoints): `reset`,
+    /// `rug-pull`, `hidden-tool` or `benign-change`. False for an unknown name.
+    pub async fn apply(&self, change: &str) -> bool {
+        match change {
+            CONTROL_RESET => self.reset().await,
+            CONTROL_RUG_PULL => self.rug_pull().await,
+            CONTROL_HIDDEN_TOOL => self.add_hidden_tool().await,
+            CONTROL_BENIGN_CHANGE => self.update_weather().await,
+            _ => return false,
+        }
+        true
     }
 
     /// Sends `notifications/tools/list_changed` to every connected session.
@@ -436,13 +464,22 @@ impl ServerHandler for Handler {
     }
 }
 
-/// Serves the workspace over Streamable HTTP on a free loopback port; returns the endpoint URL.
+/// Serves the workspace on a free loopback port; returns the MCP endpoint URL.
 pub async fn serve(workspace: Arc<Workspace>) -> anyhow::Result<String> {
-    let listener = TcpListener::bind("127.0.0.1:0")
+    serve_on(workspace, "127.0.0.1:0").await
+}
+
+/// Serves the workspace on `listen`: MCP (Streamable HTTP) at `/mcp`, and the scripted changes
+/// at `POST /demo/<change>` (see [`Workspace::apply`]; the demo's traffic drives them, a
+/// demo-only convenience with no authentication). Returns the MCP endpoint URL.
+pub async fn serve_on(workspace: Arc<Workspace>, listen: &str) -> anyhow::Result<String> {
+    let listener = TcpListener::bind(listen)
         .await
-        .context("cannot listen for the sample MCP server")?;
+        .with_context(|| format!("cannot listen on {listen} for the sample MCP server"))?;
     let addr: SocketAddr = listener.local_addr()?;
-    let handler = Handler { workspace };
+    let handler = Handler {
+        workspace: workspace.clone(),
+    };
     let service = StreamableHttpService::new(
         move || Ok(handler.clone()),
         Arc::new(LocalSessionManager::default()),
@@ -459,10 +496,19 @@ pub async fn serve(workspace: Arc<Workspace>) -> anyhow::Result<String> {
                 }
             };
             let service = service.clone();
+            let workspace = workspace.clone();
             tokio::spawn(async move {
-                let http = service_fn(move |req| {
+                let http = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                     let service = service.clone();
-                    async move { Ok::<_, Infallible>(service.handle(req).await) }
+                    let workspace = workspace.clone();
+                    async move {
+                        if let Some(change) = req.uri().path().strip_prefix("/demo/") {
+                            return Ok::<_, Infallible>(
+                                control(&workspace, req.method(), change).await,
+                            );
+                        }
+                        Ok::<_, Infallible>(service.handle(req).await)
+                    }
                 });
                 let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
                 if let Err(e) = builder.serve_connection(TokioIo::new(tcp), http).await {
@@ -472,6 +518,33 @@ pub async fn serve(workspace: Arc<Workspace>) -> anyhow::Result<String> {
         }
     });
     Ok(format!("http://{addr}/mcp"))
+}
+
+/// `POST /demo/<change>`: carries out a scripted change.
+async fn control(
+    workspace: &Workspace,
+    method: &hyper::Method,
+    change: &str,
+) -> hyper::Response<http_body_util::combinators::BoxBody<bytes::Bytes, Infallible>> {
+    use http_body_util::BodyExt;
+    let (status, text) = if method != hyper::Method::POST {
+        (
+            hyper::StatusCode::METHOD_NOT_ALLOWED,
+            "use POST\n".to_string(),
+        )
+    } else if workspace.apply(change).await {
+        tracing::info!(change, "sample server: scripted change applied");
+        (hyper::StatusCode::OK, format!("{change}: done\n"))
+    } else {
+        (
+            hyper::StatusCode::NOT_FOUND,
+            "unknown change: use reset, rug-pull, hidden-tool or benign-change\n".to_string(),
+        )
+    };
+    let mut response =
+        hyper::Response::new(http_body_util::Full::new(bytes::Bytes::from(text)).boxed());
+    *response.status_mut() = status;
+    response
 }
 
 #[cfg(test)]

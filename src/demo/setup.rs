@@ -106,40 +106,34 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
         .with_context(|| format!("cannot write {}", path.display()))
 }
 
-/// Every secret of one demo run.
-pub struct Secrets {
-    /// The identity provider's signing key (fresh Ed25519 for each run).
-    pub issuer_key: SigningKey,
-    /// Its public JWKS, the gateway's `jwks_file`.
-    pub jwks_file: PathBuf,
-    /// The console's approver token at the gateway.
-    pub console_gateway: StreamToken,
-    /// The console's responder token at the monitor.
-    pub console_monitor: StreamToken,
-    /// The monitor's responder token at the gateway.
-    pub monitor_gateway: StreamToken,
-    /// The demo's own approver link at the gateway (initial approvals, headless decisions).
-    pub demo_gateway: StreamToken,
-    /// The demo's own viewer link at the monitor (headless output).
-    pub demo_monitor: StreamToken,
+/// The demo identity provider: signs the users' access tokens.
+pub struct Issuer {
+    key: SigningKey,
 }
 
-impl Secrets {
-    /// Generates the key and tokens and writes their files. Blocking file writes.
-    pub fn create(dir: &DataDir) -> anyhow::Result<Self> {
-        let issuer_key = SigningKey::generate_ed25519("demo-idp-1");
-        let jwks_file = dir.root.join("idp-jwks.json");
-        std::fs::write(&jwks_file, issuer_key.public_jwks().to_string())
-            .with_context(|| format!("cannot write {}", jwks_file.display()))?;
-        Ok(Self {
-            issuer_key,
-            jwks_file,
-            console_gateway: stream_token(dir, "console-gateway", "console", Role::Approver)?,
-            console_monitor: stream_token(dir, "console-monitor", "console", Role::Responder)?,
-            monitor_gateway: stream_token(dir, "monitor-gateway", "monitor", Role::Responder)?,
-            demo_gateway: stream_token(dir, "demo-gateway", "demo-approver", Role::Approver)?,
-            demo_monitor: stream_token(dir, "demo-monitor", "demo", Role::Viewer)?,
-        })
+/// The `kid` of the demo issuer's key.
+pub const ISSUER_KID: &str = "demo-idp-1";
+
+impl Issuer {
+    /// A fresh Ed25519 key (the all-in-one demo makes one for each run).
+    pub fn generate() -> Self {
+        Self {
+            key: SigningKey::generate_ed25519(ISSUER_KID),
+        }
+    }
+
+    /// The key in a PEM PKCS#8 Ed25519 file (`assets/demo/` ships a demo-only one).
+    pub fn from_pem_file(path: &Path) -> anyhow::Result<Self> {
+        let pem = std::fs::read(path)
+            .with_context(|| format!("cannot read the issuer key {}", path.display()))?;
+        let key = SigningKey::from_ed_pem(ISSUER_KID, &pem)
+            .with_context(|| format!("{}: not a PEM PKCS#8 Ed25519 private key", path.display()))?;
+        Ok(Self { key })
+    }
+
+    /// The public JWKS the gateway needs to check the tokens.
+    pub fn public_jwks(&self) -> serde_json::Value {
+        self.key.public_jwks()
     }
 
     /// An access token for `user` through `client_id`, valid for `ttl_secs`, for `audience`.
@@ -162,7 +156,44 @@ impl Secrets {
             "exp": now + ttl_secs,
             "jti": uuid::Uuid::new_v4().to_string(),
         });
-        crate::auth::jwt::mint(&claims, &self.issuer_key).context("cannot mint a demo token")
+        crate::auth::jwt::mint(&claims, &self.key).context("cannot mint a demo token")
+    }
+}
+
+/// Every secret of one demo run.
+pub struct Secrets {
+    /// The identity provider (a fresh Ed25519 key for each run).
+    pub issuer: std::sync::Arc<Issuer>,
+    /// Its public JWKS, the gateway's `jwks_file`.
+    pub jwks_file: PathBuf,
+    /// The console's approver token at the gateway.
+    pub console_gateway: StreamToken,
+    /// The console's responder token at the monitor.
+    pub console_monitor: StreamToken,
+    /// The monitor's responder token at the gateway.
+    pub monitor_gateway: StreamToken,
+    /// The demo's own approver link at the gateway (initial approvals, headless decisions).
+    pub demo_gateway: StreamToken,
+    /// The demo's own viewer link at the monitor (headless output).
+    pub demo_monitor: StreamToken,
+}
+
+impl Secrets {
+    /// Generates the key and tokens and writes their files. Blocking file writes.
+    pub fn create(dir: &DataDir) -> anyhow::Result<Self> {
+        let issuer = Issuer::generate();
+        let jwks_file = dir.root.join("idp-jwks.json");
+        std::fs::write(&jwks_file, issuer.public_jwks().to_string())
+            .with_context(|| format!("cannot write {}", jwks_file.display()))?;
+        Ok(Self {
+            issuer: std::sync::Arc::new(issuer),
+            jwks_file,
+            console_gateway: stream_token(dir, "console-gateway", "console", Role::Approver)?,
+            console_monitor: stream_token(dir, "console-monitor", "console", Role::Responder)?,
+            monitor_gateway: stream_token(dir, "monitor-gateway", "monitor", Role::Responder)?,
+            demo_gateway: stream_token(dir, "demo-gateway", "demo-approver", Role::Approver)?,
+            demo_monitor: stream_token(dir, "demo-monitor", "demo", Role::Viewer)?,
+        })
     }
 }
 
@@ -252,4 +283,67 @@ pub fn console_config(
         source("monitor", monitor_stream, &secrets.console_monitor),
     ];
     config
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn asset(path: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("assets/demo")
+            .join(path)
+    }
+
+    /// The shipped JWKS is the public half of the shipped demo-only issuer key.
+    #[test]
+    fn the_shipped_jwks_matches_the_shipped_issuer_key() {
+        let issuer = Issuer::from_pem_file(&asset("DEMO-ONLY-issuer-key.pem")).unwrap();
+        let text = std::fs::read_to_string(asset("issuer-jwks.json")).unwrap();
+        let shipped: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(shipped, issuer.public_jwks());
+    }
+
+    /// The shipped configurations parse and grant the shipped tokens their roles.
+    #[test]
+    fn the_shipped_configs_grant_the_shipped_tokens() {
+        let load = |name: &str| Config::load(Some(&asset(name))).unwrap();
+        let token = |name: &str| {
+            let source = SourceConfig {
+                name: name.into(),
+                url: String::new(),
+                token_file: Some(asset(&format!("tokens/{name}.token"))),
+                token_env: None,
+                ca_file: None,
+                pin_sha256: None,
+            };
+            source.token().unwrap()
+        };
+        let gateway = load("gateway.toml");
+        assert!(gateway.gateway.auth.jwks_file.unwrap().exists());
+        let table = gateway.gateway.stream.unwrap().token_table().unwrap();
+        for (name, role) in [
+            ("console-gateway", Role::Approver),
+            ("monitor-gateway", Role::Responder),
+            ("traffic-gateway", Role::Approver),
+        ] {
+            assert_eq!(
+                table.authenticate(&token(name)).unwrap().role,
+                role,
+                "{name}"
+            );
+        }
+        let monitor = load("monitor.toml");
+        let table = monitor.monitor.stream.unwrap().token_table().unwrap();
+        assert_eq!(
+            table.authenticate(&token("console-monitor")).unwrap().role,
+            Role::Responder
+        );
+        assert!(monitor.monitor.sources[0].token().is_ok());
+        let console = load("console.toml");
+        assert_eq!(console.console.sources.len(), 2);
+        for source in &console.console.sources {
+            assert!(source.token().is_ok(), "{}", source.name);
+        }
+    }
 }

@@ -6,7 +6,8 @@
 //! (seconds after the start at `--speed 1`): a secret in a result (5), an injection in a result
 //! (8), tokens minted for another service (11), a rug pull (14), a replayed session id (17), a
 //! new tool with invisible characters (20), a harmless change (23), and a call-rate spike by
-//! dave at the first full minute after his first call (the monitor's baseline is per minute).
+//! dave a little over a minute after his first call (the monitor learns a user's rate over a
+//! full minute first).
 //! Users keep calling the changed tools and report when the gateway's answer changes (refused
 //! while a change awaits approval, working again once it is approved).
 
@@ -29,7 +30,7 @@ use tokio::time::Instant;
 use super::raw::Raw;
 use super::report::{Kind, Report};
 use super::server::{self, Workspace};
-use super::setup::Secrets;
+use super::setup::Issuer;
 
 /// Lifetime of the users' access tokens, seconds (sessions are renewed well before).
 const TOKEN_TTL_SECS: i64 = 180;
@@ -108,6 +109,8 @@ enum Outcome {
     Works,
     Refused(String),
     Failed(String),
+    /// The session itself failed (revoked, expired, the gateway restarted, no answer).
+    Broken(String),
 }
 
 impl Outcome {
@@ -115,7 +118,7 @@ impl Outcome {
         match self {
             Self::Works => "works",
             Self::Refused(_) => "refused",
-            Self::Failed(_) => "failed",
+            Self::Failed(_) | Self::Broken(_) => "failed",
         }
     }
 }
@@ -135,46 +138,96 @@ struct Known {
     weather_units: AtomicBool,
 }
 
+/// Where the scripted changes are made.
+#[derive(Clone)]
+pub enum ScriptTarget {
+    /// The sample server's workspace in this process (the all-in-one demo).
+    Local(Arc<Workspace>),
+    /// A sample server in another process, through its `POST /demo/<change>` endpoints
+    /// (`mcpsoc demo server`); the client is made for `http://host:port/demo`.
+    Remote(Box<Raw>),
+}
+
+impl ScriptTarget {
+    /// The control endpoints of the sample server whose MCP endpoint is `server_url`.
+    pub fn remote(server_url: &str) -> anyhow::Result<Self> {
+        let uri: hyper::Uri = server_url
+            .parse()
+            .map_err(|e| anyhow::anyhow!("--server {server_url:?}: not a URL ({e})"))?;
+        let authority = uri
+            .authority()
+            .ok_or_else(|| anyhow::anyhow!("--server {server_url:?}: no host:port"))?;
+        let scheme = uri.scheme_str().unwrap_or("http");
+        let control = format!("{scheme}://{authority}/demo");
+        Ok(Self::Remote(Box::new(Raw::new(&control))))
+    }
+
+    /// Carries out one scripted change (see [`Workspace::apply`]).
+    pub async fn apply(&self, change: &str) -> anyhow::Result<()> {
+        match self {
+            Self::Local(workspace) => {
+                if workspace.apply(change).await {
+                    Ok(())
+                } else {
+                    anyhow::bail!("unknown scripted change {change}")
+                }
+            }
+            Self::Remote(raw) => {
+                let response = raw.post_empty(change).await?;
+                if response.status == 200 {
+                    Ok(())
+                } else {
+                    anyhow::bail!(
+                        "the sample server answered {change} with HTTP {}: {}",
+                        response.status,
+                        response.body.trim()
+                    )
+                }
+            }
+        }
+    }
+}
+
 /// The traffic generator.
 pub struct Traffic {
     url: String,
     resource: String,
-    secrets: Arc<Secrets>,
-    workspace: Arc<Workspace>,
+    issuer: Arc<Issuer>,
+    target: ScriptTarget,
     report: Report,
     speed: f64,
     stats: Stats,
     known: Known,
     outcomes: Mutex<HashMap<(String, String), String>>,
-    /// dave's calls per minute (minute number, count), for the size of his spike.
-    dave_minutes: Mutex<Vec<(i64, u64)>>,
+    /// When dave made his calls (Unix ms), for the time and size of his spike.
+    dave_calls: Mutex<Vec<i64>>,
 }
 
-fn minute_now() -> i64 {
-    chrono::Utc::now().timestamp_millis().div_euclid(60_000)
-}
+/// The monitor's call-rate window: a baseline exists once a user has a full window of history.
+const RATE_WINDOW_MS: i64 = 60_000;
 
 impl Traffic {
-    /// Traffic through the gateway's MCP endpoint `url` (whose resource URI is `resource`).
+    /// Traffic through the gateway's MCP endpoint `url` (whose resource URI is `resource`),
+    /// with tokens from `issuer`; the scripted changes go to `target`.
     pub fn new(
         url: String,
         resource: String,
-        secrets: Arc<Secrets>,
-        workspace: Arc<Workspace>,
+        issuer: Arc<Issuer>,
+        target: ScriptTarget,
         report: Report,
         speed: f64,
     ) -> Arc<Self> {
         Arc::new(Self {
             url,
             resource,
-            secrets,
-            workspace,
+            issuer,
+            target,
             report,
             speed,
             stats: Stats::default(),
             known: Known::default(),
             outcomes: Mutex::new(HashMap::new()),
-            dave_minutes: Mutex::new(Vec::new()),
+            dave_calls: Mutex::new(Vec::new()),
         })
     }
 
@@ -184,7 +237,7 @@ impl Traffic {
 
     async fn connect(&self, user: User) -> anyhow::Result<Session> {
         let token =
-            self.secrets
+            self.issuer
                 .access_token(user.name, user.client_id, &self.resource, TOKEN_TTL_SECS)?;
         let config =
             StreamableHttpClientTransportConfig::with_uri(self.url.as_str()).auth_header(token);
@@ -232,7 +285,7 @@ impl Traffic {
         let answer =
             tokio::time::timeout(Duration::from_secs(15), session.service.call_tool(params)).await;
         let outcome = match answer {
-            Err(_) => Outcome::Failed("no answer within 15 s".into()),
+            Err(_) => Outcome::Broken("no answer within 15 s".into()),
             Ok(Ok(result)) if result.is_error == Some(true) => {
                 let text = first_text(&serde_json::to_value(&result).unwrap_or_default());
                 // The gateway answers a refused call like a failed tool, saying why.
@@ -243,19 +296,17 @@ impl Traffic {
             }
             Ok(Ok(_)) => Outcome::Works,
             Ok(Err(ServiceError::McpError(e))) => Outcome::Refused(e.message.to_string()),
-            Ok(Err(e)) => Outcome::Failed(e.to_string()),
+            Ok(Err(e)) => Outcome::Broken(e.to_string()),
         };
         self.stats.calls.fetch_add(1, Ordering::Relaxed);
         if matches!(outcome, Outcome::Refused(_)) {
             self.stats.refused.fetch_add(1, Ordering::Relaxed);
         }
         if session.user.name == DAVE.name {
-            let minute = minute_now();
-            let mut minutes = self.dave_minutes.lock().unwrap_or_else(|p| p.into_inner());
-            match minutes.last_mut() {
-                Some((m, n)) if *m == minute => *n += 1,
-                _ => minutes.push((minute, 1)),
-            }
+            self.dave_calls
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(chrono::Utc::now().timestamp_millis());
         }
         self.note(session.user.name, tool, &outcome);
         outcome
@@ -281,7 +332,9 @@ impl Traffic {
             Outcome::Works if previous.is_some() => format!("{user} → {tool}: works again"),
             Outcome::Works => format!("{user} → {tool}: works"),
             Outcome::Refused(why) => format!("{user} → {tool}: refused by the gateway: {why}"),
-            Outcome::Failed(why) => format!("{user} → {tool}: failed: {}", short(why, 160)),
+            Outcome::Failed(why) | Outcome::Broken(why) => {
+                format!("{user} → {tool}: failed: {}", short(why, 160))
+            }
         };
         self.report.line(Kind::Traffic, text);
     }
@@ -329,7 +382,18 @@ impl Traffic {
             let rounds = rand::rng().random_range(5..9);
             for round in 0..rounds {
                 let (tool, args) = self.next_action(user, round);
-                self.call(&session, tool, args).await;
+                if let Outcome::Broken(why) = self.call(&session, tool, args).await {
+                    // Revoked, expired or gone with a restarted gateway: start a new one.
+                    self.report.line(
+                        Kind::Traffic,
+                        format!(
+                            "{}'s session ended under them ({}): opening a new one",
+                            user.name,
+                            short(&why, 120)
+                        ),
+                    );
+                    break;
+                }
                 let jitter = rand::rng().random_range(0.7..1.3);
                 tokio::time::sleep(self.scaled(user.pace * jitter)).await;
             }
@@ -441,7 +505,7 @@ impl Traffic {
                 server::RUG_PULL_TOOL
             ),
         );
-        self.workspace.rug_pull().await;
+        self.change(server::CONTROL_RUG_PULL).await;
         self.relist(ALICE).await;
 
         tokio::time::sleep_until(at(17.0)).await;
@@ -455,7 +519,7 @@ impl Traffic {
                 server::HIDDEN_TOOL
             ),
         );
-        self.workspace.add_hidden_tool().await;
+        self.change(server::CONTROL_HIDDEN_TOOL).await;
         self.known.hidden_tool.store(true, Ordering::Relaxed);
         self.relist(CAROL).await;
 
@@ -467,7 +531,7 @@ impl Traffic {
                 server::BENIGN_CHANGE_TOOL
             ),
         );
-        self.workspace.update_weather().await;
+        self.change(server::CONTROL_BENIGN_CHANGE).await;
         self.known.weather_units.store(true, Ordering::Relaxed);
         self.relist(CAROL).await;
         tokio::spawn(self.clone().keep_trying(
@@ -499,10 +563,16 @@ impl Traffic {
                     }
                 }
             }
-            if let Some(open) = &session
-                && self.call(open, tool, args.clone()).await == Outcome::Works
-            {
-                break;
+            if let Some(open) = &session {
+                match self.call(open, tool, args.clone()).await {
+                    Outcome::Works => break,
+                    Outcome::Broken(_) => {
+                        if let Some(old) = session.take() {
+                            self.close(old).await;
+                        }
+                    }
+                    _ => {}
+                }
             }
             tokio::time::sleep(self.scaled(1.5)).await;
         }
@@ -525,6 +595,22 @@ impl Traffic {
         }
     }
 
+    /// Makes a scripted change at the sample server; a failure is reported.
+    async fn change(&self, change: &str) {
+        if let Err(e) = self.target.apply(change).await {
+            self.report.line(
+                Kind::Demo,
+                format!("scripted change {change} failed: {e:#}"),
+            );
+        }
+    }
+
+    /// Brings the sample server back to its initial tools (a fresh run against a server that
+    /// an earlier run changed).
+    pub async fn reset_server(&self) -> anyhow::Result<()> {
+        self.target.apply(server::CONTROL_RESET).await
+    }
+
     /// A listing, so that the gateway reviews the changed definitions at once.
     async fn relist(&self, user: User) {
         if let Ok(session) = self.connect(user).await {
@@ -545,7 +631,7 @@ impl Traffic {
         let raw = Raw::new(&self.url);
         let mut statuses = Vec::new();
         for _ in 0..tries {
-            let status = match self.secrets.access_token(
+            let status = match self.issuer.access_token(
                 "svc-reports",
                 "reports-bot",
                 OTHER_AUDIENCE,
@@ -576,9 +662,9 @@ impl Traffic {
     async fn session_replay(&self) {
         let raw = Raw::new(&self.url);
         let tokens = (
-            self.secrets
+            self.issuer
                 .access_token(ALICE.name, ALICE.client_id, &self.resource, TOKEN_TTL_SECS),
-            self.secrets
+            self.issuer
                 .access_token("mallory", "mallory-laptop", &self.resource, TOKEN_TTL_SECS),
         );
         let (Ok(alice), Ok(mallory)) = tokens else {
@@ -630,26 +716,27 @@ impl Traffic {
         let _ = raw.delete(&alice, &session).await;
     }
 
-    /// dave's call-rate spike, at the first full minute after his first call: the monitor
-    /// compares each minute with a per-minute baseline, so the burst must start a new minute.
+    /// dave's call-rate spike, a little over a minute after his first call: the monitor
+    /// compares the calls of a sliding minute with a baseline learned from the minutes before,
+    /// so dave needs a full minute of ordinary work first (real time, whatever `--speed`).
     async fn spike(self: Arc<Self>, duration: Option<Duration>) {
         let started = Instant::now();
-        let first_minute = loop {
+        let first_ms = loop {
             let first = self
-                .dave_minutes
+                .dave_calls
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .first()
-                .map(|(m, _)| *m);
-            if let Some(minute) = first {
-                break minute;
+                .copied();
+            if let Some(ms) = first {
+                break ms;
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         };
         let now_ms = chrono::Utc::now().timestamp_millis();
-        let boundary_ms = (first_minute + 1) * 60_000 + 300;
-        let wait = Duration::from_millis((boundary_ms - now_ms).max(0) as u64);
-        let when = chrono::DateTime::from_timestamp_millis(boundary_ms)
+        let at_ms = first_ms + RATE_WINDOW_MS + 2_000;
+        let wait = Duration::from_millis((at_ms - now_ms).max(0) as u64);
+        let when = chrono::DateTime::from_timestamp_millis(at_ms)
             .map(|t| t.format("%H:%M:%S").to_string())
             .unwrap_or_default();
         let note = match duration {
@@ -661,24 +748,20 @@ impl Traffic {
         self.report.line(
             Kind::Demo,
             format!(
-                "dave's call-rate spike comes at {when} UTC, the first full minute after his first call (the monitor's rate baseline is per minute){note}"
+                "dave's call-rate spike comes at {when} UTC, a minute after his first call (the monitor learns his rate over a full minute first){note}"
             ),
         );
         tokio::time::sleep(wait).await;
         let previous = {
-            let minutes = self.dave_minutes.lock().unwrap_or_else(|p| p.into_inner());
-            minutes
-                .iter()
-                .rev()
-                .find(|(m, _)| *m < minute_now())
-                .map(|(_, n)| *n)
-                .unwrap_or(0)
+            let since = chrono::Utc::now().timestamp_millis() - RATE_WINDOW_MS;
+            let calls = self.dave_calls.lock().unwrap_or_else(|p| p.into_inner());
+            calls.iter().filter(|&&t| t > since).count() as u64
         };
         let burst = 40.max(5 * previous + 10);
         self.report.line(
             Kind::Incident,
             format!(
-                "rate-spike: dave's client suddenly makes {burst} calls in a few seconds (he made {previous} in the previous minute)"
+                "rate-spike: dave's client suddenly makes {burst} calls in a few seconds (he made {previous} in the last minute)"
             ),
         );
         let session = match self.connect(DAVE).await {

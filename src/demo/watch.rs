@@ -42,11 +42,12 @@ pub struct WatchOptions {
 }
 
 impl Watcher {
-    /// Subscribes to both streams into `store` and starts reporting and deciding.
+    /// Subscribes to the gateway's stream (and the monitor's, when given) into `store` and
+    /// starts reporting and deciding.
     pub fn spawn(
         store: Store,
         gateway: SourceSpec,
-        monitor: SourceSpec,
+        monitor: Option<SourceSpec>,
         report: Report,
         options: WatchOptions,
     ) -> Self {
@@ -60,7 +61,8 @@ impl Watcher {
             store.clone(),
             SubscriberOptions::default(),
         ));
-        let monitor = Subscriber::spawn(monitor, store.clone(), SubscriberOptions::default());
+        let monitor = monitor
+            .map(|spec| Subscriber::spawn(spec, store.clone(), SubscriberOptions::default()));
         let setup = Arc::new(AtomicBool::new(true));
         let state = State {
             store,
@@ -114,7 +116,7 @@ fn short_hash(hash: &str) -> String {
 }
 
 impl State {
-    async fn run(mut self, _monitor: Subscriber) {
+    async fn run(mut self, _monitor: Option<Subscriber>) {
         loop {
             let mut busy = false;
             for source in [GATEWAY_SOURCE, MONITOR_SOURCE] {
@@ -393,8 +395,15 @@ impl State {
         self.report.line(
             Kind::Gateway,
             format!(
-                "refused a request ({}, HTTP {}): {}",
-                refusal.reason, refusal.status, refusal.detail
+                "refused a request{} ({}, HTTP {}): {}",
+                refusal
+                    .user
+                    .as_deref()
+                    .map(|u| format!(" of {u}"))
+                    .unwrap_or_default(),
+                refusal.reason,
+                refusal.status,
+                refusal.detail
             ),
         );
     }
