@@ -5,6 +5,7 @@
 
 mod body;
 mod events;
+mod keys;
 pub mod headers;
 pub mod jsonrpc;
 mod metrics;
@@ -17,7 +18,7 @@ mod upstream;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -34,6 +35,7 @@ use crate::protocol::{Command, CommandError, CommandErrorCode, Envelope, EventDa
 use crate::store::Store;
 use crate::stream::{CommandRequest, Publisher};
 use events::EventSink;
+use keys::TokenChecker;
 use metrics::Metrics;
 use pins::Pins;
 use sessions::Sessions;
@@ -45,7 +47,7 @@ pub struct Gateway {
     authorization_servers: Vec<String>,
     upstreams: HashMap<String, Upstream>,
     client: UpstreamClient,
-    keys: RwLock<Arc<KeySet>>,
+    tokens: TokenChecker,
     policy: JwtPolicy,
     sessions: Sessions,
     pins: Pins,
@@ -59,16 +61,8 @@ pub struct Gateway {
     list_changed: broadcast::Sender<String>,
 }
 
-impl Gateway {
-    fn keys(&self) -> Arc<KeySet> {
-        self.keys
-            .read()
-            .map(|k| k.clone())
-            .unwrap_or_else(|p| p.into_inner().clone())
-    }
-}
-
-/// Loads the issuers' keys from the configured JWKS file (and HS256 secret, for tests).
+/// Loads the issuers' keys from the configured JWKS file (and HS256 secret, for tests); keys
+/// from `jwks_url` come on top, fetched by [`TokenChecker::refresh`].
 fn load_keys(config: &GatewayConfig) -> anyhow::Result<KeySet> {
     let mut keys = KeySet::new();
     if let Some(path) = &config.auth.jwks_file {
@@ -82,15 +76,25 @@ fn load_keys(config: &GatewayConfig) -> anyhow::Result<KeySet> {
             .with_context(|| format!("[gateway.auth] hs256_secret_env: {var} is not set"))?;
         keys.extend(KeySet::with_hs256_secret(secret.as_bytes())?);
     }
-    if config.auth.jwks_url.is_some() && config.auth.jwks_file.is_none() {
+    if keys.is_empty() && config.auth.jwks_url.is_none() {
         anyhow::bail!(
-            "[gateway.auth] jwks_url is not supported yet in this build: download the JWKS and set jwks_file"
+            "[gateway.auth] no signing keys: set jwks_url or jwks_file (the issuers' JWKS)"
         );
     }
-    if keys.is_empty() {
-        anyhow::bail!("[gateway.auth] no signing keys: set jwks_file (the issuers' JWKS)");
-    }
     Ok(keys)
+}
+
+/// The configured JWKS URL, checked: https, or http to a loopback host only.
+fn jwks_url(config: &GatewayConfig) -> anyhow::Result<Option<String>> {
+    match &config.auth.jwks_url {
+        None => Ok(None),
+        Some(text) => match crate::auth::jwks::JwksSource::parse(text)? {
+            crate::auth::jwks::JwksSource::Url(url) => Ok(Some(url)),
+            crate::auth::jwks::JwksSource::File(_) => anyhow::bail!(
+                "[gateway.auth] jwks_url {text:?} is not a URL: use jwks_file for a file"
+            ),
+        },
+    }
 }
 
 /// Runs `mcpsoc gateway` until interrupted.
@@ -159,7 +163,7 @@ pub async fn start(config: &Config, store: Store) -> anyhow::Result<Running> {
         authorization_servers: gc.auth.authorization_servers.clone(),
         upstreams,
         client: upstream::client(Duration::from_secs(gc.connect_timeout_secs))?,
-        keys: RwLock::new(Arc::new(load_keys(gc)?)),
+        tokens: TokenChecker::new(load_keys(gc)?, jwks_url(gc)?),
         policy,
         sessions: Sessions::new(
             Duration::from_secs(gc.session_idle_secs),
@@ -175,6 +179,19 @@ pub async fn start(config: &Config, store: Store) -> anyhow::Result<Running> {
         response_timeout: Duration::from_secs(gc.response_timeout_secs.max(1)),
         list_changed,
     });
+    if let Some(url) = gateway.tokens.url() {
+        // Fail closed and loud: without the issuers' keys no token could be accepted.
+        let n = gateway
+            .tokens
+            .refresh(&gateway.client)
+            .await
+            .with_context(|| format!("[gateway.auth] cannot load the issuers' keys from {url}"))?;
+        tracing::info!(url, keys = n, "JWKS loaded");
+        tokio::spawn(refresh_keys(
+            gateway.clone(),
+            Duration::from_secs(gc.auth.jwks_refresh_secs.max(10)),
+        ));
+    }
     restore(&gateway, &store, publisher.source())?;
     if let Some(inbox) = inbox {
         tokio::spawn(commands(gateway.clone(), inbox));
@@ -302,6 +319,25 @@ async fn housekeeping(gateway: Arc<Gateway>) {
         for event in gateway.sessions.activity() {
             gateway.events.emit(EventData::Session(event)).await;
         }
+    }
+}
+
+/// Refetches the JWKS URL on a timer, so rotated and withdrawn keys take effect; a failed fetch
+/// keeps the keys in force and tries again sooner.
+async fn refresh_keys(gateway: Arc<Gateway>, every: Duration) {
+    let mut wait = every;
+    loop {
+        tokio::time::sleep(wait).await;
+        wait = match gateway.tokens.refresh(&gateway.client).await {
+            Ok(n) => {
+                tracing::debug!(keys = n, "JWKS refreshed");
+                every
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "JWKS refresh failed; keeping the keys in force");
+                (every / 4).max(Duration::from_secs(10))
+            }
+        };
     }
 }
 

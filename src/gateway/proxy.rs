@@ -22,7 +22,7 @@ use super::pins::CallRefusal;
 use super::redact;
 use super::sessions::{self, SessionRefusal, Sessions};
 use super::upstream::{self, Upstream};
-use crate::auth::jwt::{self, Validated};
+use crate::auth::jwt::Validated;
 use crate::protocol::EventData;
 use crate::protocol::events::{
     AuthEvent, AuthFailure, AuthOutcome, CallPhase, ClientInfo, Decision, Refusal, ToolCall,
@@ -238,8 +238,9 @@ async fn authenticate(
             None,
         )),
         Some(token) => {
-            let keys = gw.keys();
-            jwt::validate(token, &keys, &gw.policy, now)
+            gw.tokens
+                .validate(token, &gw.policy, now, &gw.client)
+                .await
                 .map_err(|r| (r.reason, r.detail, r.claims_hint))
         }
     };

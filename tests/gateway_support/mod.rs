@@ -386,6 +386,9 @@ pub struct GatewaySetup {
     pub credential: Option<String>,
     /// `allowed_origins`.
     pub allowed_origins: Vec<String>,
+    /// Fetch the issuer's keys from this URL (refreshed every 10 s) instead of `jwks_file`;
+    /// `Gateway::start` still writes the JWKS to `<dir>/idp-jwks.json` for the URL to serve.
+    pub jwks_url: Option<String>,
 }
 
 impl GatewaySetup {
@@ -398,6 +401,7 @@ impl GatewaySetup {
             scopes: Vec::new(),
             credential: None,
             allowed_origins: Vec::new(),
+            jwks_url: None,
         }
     }
 }
@@ -441,6 +445,10 @@ impl Gateway {
             }
             None => String::new(),
         };
+        let keys_from = match &setup.jwks_url {
+            Some(url) => format!("jwks_url = {url:?}\njwks_refresh_secs = 10"),
+            None => format!("jwks_file = {:?}", jwks.display().to_string()),
+        };
         let config_text = format!(
             r#"[gateway]
 listen = "127.0.0.1:{port}"
@@ -450,7 +458,7 @@ allowed_origins = {origins}
 response_timeout_secs = 60
 [gateway.auth]
 issuers = [{ISSUER:?}]
-jwks_file = {jwks:?}
+{keys_from}
 authorization_servers = [{ISSUER:?}]
 [[gateway.upstreams]]
 name = {name:?}
@@ -472,7 +480,6 @@ token_sha256 = "{viewer}"
 "#,
             tofu = setup.trust_on_first_use,
             origins = json!(setup.allowed_origins),
-            jwks = jwks.display().to_string(),
             name = setup.name,
             url = setup.upstream_url,
             scopes = json!(setup.scopes),
