@@ -192,7 +192,11 @@ pub async fn start(config: &Config, store: Store) -> anyhow::Result<Running> {
         suppressions,
         newest_ms,
     };
-    crate::runtime::spawn_retention(store, crate::runtime::retention(config));
+    spawn_retention(
+        store,
+        crate::runtime::retention(config),
+        publisher.source().to_string(),
+    );
     let (to_engine, engine_inbox) = mpsc::channel(64);
     if let Some(inbox) = inbox {
         tokio::spawn(commands(publisher.clone(), inbox, to_engine));
@@ -206,6 +210,68 @@ pub async fn start(config: &Config, store: Store) -> anyhow::Result<Running> {
         mc.containment.clone(),
     ));
     Ok(Running { stream: addr })
+}
+
+/// The time retention may treat as "now" without dropping a gateway event the analysis has not
+/// reached: no later than the next event to analyse (or the last analysed one) of every source.
+/// A recorded stream replayed with old timestamps is analysed before it is pruned. The flag
+/// says every source is analysed to its end (byte-based pruning waits until then).
+fn retention_clock(store: &Store, own: &str, now_ms: i64) -> (i64, bool) {
+    let mut clock = now_ms;
+    let mut caught_up = true;
+    for source in store.sources().into_iter().filter(|s| s != own) {
+        let cursor = store
+            .extra(&cursor_key(&source))
+            .ok()
+            .flatten()
+            .and_then(|v| crate::store::keys::u64_value(&v))
+            .unwrap_or(0);
+        if store.last_sequence(&source) > cursor {
+            caught_up = false;
+        }
+        let next = store.event(&source, cursor + 1).ok().flatten();
+        let marker = next.or_else(|| store.event(&source, cursor).ok().flatten());
+        if let Some(time) = marker
+            .and_then(|e| e.envelope().ok())
+            .and_then(|e| e.timestamp().ok())
+        {
+            clock = clock.min(time.timestamp_millis());
+        } else if cursor == 0 && store.last_sequence(&source) > 0 {
+            // Nothing analysed yet and the first event unreadable: prune nothing by age.
+            clock = i64::MIN / 2;
+        }
+    }
+    (clock, caught_up)
+}
+
+/// Applies the retention policy every minute, never to gateway events not yet analysed.
+fn spawn_retention(store: Store, policy: crate::store::Retention, own: String) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            let (store, own) = (store.clone(), own.clone());
+            let pruned = tokio::task::spawn_blocking(move || {
+                let (clock, caught_up) =
+                    retention_clock(&store, &own, chrono::Utc::now().timestamp_millis());
+                let policy = crate::store::Retention {
+                    max_age: policy.max_age,
+                    max_bytes: policy.max_bytes.filter(|_| caught_up),
+                };
+                let now = chrono::DateTime::from_timestamp_millis(clock)
+                    .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
+                store.prune(&policy, now, 1000)
+            })
+            .await;
+            match pruned {
+                Ok(Ok(report)) if report.removed > 0 => {
+                    tracing::info!(removed = report.removed, "retention pruned events")
+                }
+                Ok(Err(e)) => tracing::warn!(error = %e, "retention failed"),
+                _ => {}
+            }
+        }
+    });
 }
 
 /// The monitor carries out acknowledge and resolve, and hands suppressions to the analysis loop
