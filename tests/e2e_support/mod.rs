@@ -351,6 +351,23 @@ impl Console {
     /// prints `MCPSOC-EXIT=<status>` and the terminal modes (`stty -a`) once it exits and then
     /// keeps the pane open.
     pub fn start(name: &str, data: &Path, port: u16, token: &Path) -> Self {
+        Self::start_args(
+            name,
+            &[
+                "--data".into(),
+                data.display().to_string(),
+                "console".into(),
+                "--source".into(),
+                format!("{SOURCE_NAME}=ws://127.0.0.1:{port}/stream"),
+                "--token-file".into(),
+                format!("{SOURCE_NAME}={}", token.display()),
+            ],
+        )
+    }
+
+    /// Starts `mcpsoc ARGS…` (a console) in a `COLS`x`ROWS` tmux session, as [`Console::start`]
+    /// does.
+    pub fn start_args(name: &str, args: &[String]) -> Self {
         require_tmux();
         let n = SESSIONS.fetch_add(1, Ordering::SeqCst);
         let mut console = Self {
@@ -358,28 +375,25 @@ impl Console {
             session: format!("{name}-{n}"),
             socket_path: None,
         };
-        let script = format!(
-            "\"$0\" --data \"$1\" console --source \"$2\" --token-file \"$3\"; \
-             echo {EXIT_MARK}$?; stty -a; exec sleep 600"
-        );
-        let out = console.tmux_output(&[
+        let script = format!("\"$0\" \"$@\"; echo {EXIT_MARK}$?; stty -a; exec sleep 600");
+        let (cols, rows) = (COLS.to_string(), ROWS.to_string());
+        let mut command: Vec<&str> = vec![
             "new-session",
             "-d",
             "-s",
             &console.session,
             "-x",
-            &COLS.to_string(),
+            &cols,
             "-y",
-            &ROWS.to_string(),
+            &rows,
             "--",
             "/bin/sh",
             "-c",
             &script,
             BIN,
-            &data.display().to_string(),
-            &format!("{SOURCE_NAME}=ws://127.0.0.1:{port}/stream"),
-            &format!("{SOURCE_NAME}={}", token.display()),
-        ]);
+        ];
+        command.extend(args.iter().map(String::as_str));
+        let out = console.tmux_output(&command);
         assert!(
             out.status.success(),
             "tmux new-session failed: {}",
@@ -418,6 +432,20 @@ impl Console {
     /// The visible screen, one string per row.
     pub fn screen(&self) -> String {
         self.tmux(&["capture-pane", "-p", "-t", &self.session])
+    }
+
+    /// Resizes the terminal (the console redraws for the new size).
+    pub fn resize(&self, cols: u16, rows: u16) {
+        self.tmux(&[
+            "resize-window",
+            "-t",
+            &self.session,
+            "-x",
+            &cols.to_string(),
+            "-y",
+            &rows.to_string(),
+        ]);
+        std::thread::sleep(Duration::from_millis(300));
     }
 
     /// A tmux format of the pane, e.g. `#{alternate_on}`.
