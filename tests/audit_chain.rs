@@ -124,10 +124,10 @@ fn audit_verify_accepts_the_untouched_log_and_names_the_first_broken_link() {
     let dir = log_copy(&pristine, &tmp, "edited");
     tamper(&dir, |tree, id| {
         let key = keys::event(id, 7);
-        let text = String::from_utf8(tree.get(&key).expect("get").expect("event 7").to_vec())
+        let text = String::from_utf8(tree.get(key).expect("get").expect("event 7").to_vec())
             .expect("utf-8");
         assert!(text.contains("alice"), "{text}");
-        tree.insert(&key, text.replacen("alice", "alicf", 1).as_bytes())
+        tree.insert(key, text.replacen("alice", "alicf", 1).as_bytes())
             .expect("insert");
     });
     let v = verify_store(&dir);

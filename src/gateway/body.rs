@@ -120,8 +120,19 @@ where
     }
 }
 
+/// Why a body could not be read whole.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReadError {
+    /// It is longer than the limit.
+    #[error("body larger than {0} bytes")]
+    TooLarge(usize),
+    /// The peer stopped sending or the framing broke before the body ended.
+    #[error("body could not be read whole: {0}")]
+    Broken(String),
+}
+
 /// Reads a body whole, refusing past `limit` bytes.
-pub async fn read_limited<B>(body: B, limit: usize) -> Result<Bytes, String>
+pub async fn read_limited<B>(body: B, limit: usize) -> Result<Bytes, ReadError>
 where
     B: Body<Data = Bytes> + Unpin,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -133,9 +144,9 @@ where
             if e.downcast_ref::<http_body_util::LengthLimitError>()
                 .is_some() =>
         {
-            Err(format!("body larger than {limit} bytes"))
+            Err(ReadError::TooLarge(limit))
         }
-        Err(e) => Err(format!("body could not be read: {e}")),
+        Err(e) => Err(ReadError::Broken(e.to_string())),
     }
 }
 

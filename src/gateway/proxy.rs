@@ -87,6 +87,20 @@ pub async fn handle(
         .and_then(|name| gw.upstreams.get(name))
         .cloned()
     else {
+        // Probing for servers that are not configured is worth knowing about too.
+        gw.metrics.refusal("not_found");
+        let shown: String = path.chars().take(200).collect();
+        gw.events
+            .emit(EventData::Refusal(Refusal {
+                status: StatusCode::NOT_FOUND.as_u16(),
+                reason: "not_found".into(),
+                detail: format!("no MCP server is served at {shown:?}"),
+                upstream: None,
+                method: None,
+                user: None,
+                remote: Some(peer.to_string()),
+            }))
+            .await;
         return plain(
             StatusCode::NOT_FOUND,
             "not found: MCP servers are served at /mcp/<name>",
@@ -237,12 +251,11 @@ async fn authenticate(
             "no bearer token".to_string(),
             None,
         )),
-        Some(token) => {
-            gw.tokens
-                .validate(token, &gw.policy, now, &gw.client)
-                .await
-                .map_err(|r| (r.reason, r.detail, r.claims_hint))
-        }
+        Some(token) => gw
+            .tokens
+            .validate(token, &gw.policy, now, &gw.client)
+            .await
+            .map_err(|r| (r.reason, r.detail, r.claims_hint)),
     };
     match outcome {
         Ok(token) => {
@@ -451,7 +464,16 @@ async fn post(
     let (parts, incoming) = req.into_parts();
     let bytes = body::read_limited(incoming, gw.max_body)
         .await
-        .map_err(|e| Refused::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", e))?;
+        .map_err(|e| match e {
+            body::ReadError::TooLarge(_) => Refused::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                e.to_string(),
+            ),
+            body::ReadError::Broken(_) => {
+                Refused::new(StatusCode::BAD_REQUEST, "body_unreadable", e.to_string())
+            }
+        })?;
     let message = Message::parse(&bytes).map_err(|e| {
         Refused::new(StatusCode::BAD_REQUEST, "malformed_jsonrpc", e.to_string())
             .rpc(None, e.code())
@@ -654,9 +676,13 @@ async fn tools_list(
     let bytes = body::read_limited(incoming, gw.max_list)
         .await
         .map_err(|e| {
+            let reason = match e {
+                body::ReadError::TooLarge(_) => "upstream_list_too_large",
+                body::ReadError::Broken(_) => "upstream_malformed",
+            };
             Refused::new(
                 StatusCode::BAD_GATEWAY,
-                "upstream_list_too_large",
+                reason,
                 format!("tools/list from upstream: {e}"),
             )
         })?;
@@ -677,14 +703,37 @@ async fn tools_list(
     };
     let rewritten = if content_type.starts_with("text/event-stream") {
         let mut out = String::new();
+        let mut dropped = 0usize;
         for data in body::sse_data(&bytes) {
+            // Only what the gateway could read and review goes on: an event it cannot parse
+            // might still be parsed by a lenient client, so it is dropped (fail closed).
             let text = match serde_json::from_str::<Value>(&data) {
                 Ok(message) => rewrite(message, &mut changes).to_string(),
-                Err(_) => data,
+                Err(_) => {
+                    dropped += 1;
+                    continue;
+                }
             };
             out.push_str("event: message\ndata: ");
             out.push_str(&text);
             out.push_str("\n\n");
+        }
+        if dropped > 0 {
+            gw.metrics.refusal("upstream_malformed");
+            gw.events
+                .emit(EventData::Refusal(Refusal {
+                    reason: "upstream_malformed".into(),
+                    detail: format!(
+                        "dropped {dropped} tools/list stream event(s) from upstream {} that are not JSON",
+                        upstream.name
+                    ),
+                    status: parts.status.as_u16(),
+                    upstream: Some(upstream.name.clone()),
+                    method: Some("tools/list".into()),
+                    user: None,
+                    remote: None,
+                }))
+                .await;
         }
         Bytes::from(out)
     } else {
@@ -811,8 +860,16 @@ async fn tool_call(
         .to_string();
     let events = gw.events.clone();
     let id = message.id.clone();
+    let status = parts.status;
     let tee = TeeBody::new(incoming, RESULT_CAPTURE, move |captured: Captured| {
-        finish_call(&mut call, &captured, &content_type, id.as_ref(), started);
+        finish_call(
+            &mut call,
+            status,
+            &captured,
+            &content_type,
+            id.as_ref(),
+            started,
+        );
         // The body is dropped on the runtime; hand the event to the sink without blocking it.
         tokio::spawn(async move { events.emit(EventData::ToolCall(call)).await });
     });
@@ -825,6 +882,7 @@ async fn tool_call(
 /// Fills the finished tool call from what streamed back.
 fn finish_call(
     call: &mut ToolCall,
+    status: StatusCode,
     captured: &Captured,
     content_type: &str,
     id: Option<&Value>,
@@ -874,13 +932,25 @@ fn finish_call(
             )
         }
         None if !captured.complete => ("response stream ended early".to_string(), true),
-        None => (
+        // Past the captured head a large answer cannot be read here: not known to be wrong.
+        None if captured.total as usize > captured.head.len() => (
             String::from_utf8_lossy(&captured.head)
                 .chars()
                 .take(512)
                 .collect(),
-            false,
+            !status.is_success(),
         ),
+        None => {
+            let head: String = String::from_utf8_lossy(&captured.head)
+                .chars()
+                .take(512)
+                .collect();
+            call.reason = Some(format!(
+                "upstream answered HTTP {} without a JSON-RPC response to the call",
+                status.as_u16()
+            ));
+            (head, true)
+        }
     };
     let mut summary: String = text.chars().take(SUMMARY_CHARS).collect();
     if captured.total as usize > captured.head.len() {

@@ -388,9 +388,15 @@ impl super::Store {
             if only.is_some_and(|o| o != source) {
                 continue;
             }
-            let head = self
-                .extra(&head_key(&source))?
-                .map(|v| String::from_utf8_lossy(&v).into_owned());
+            // The head and the resume position as of one moment (the writer may be appending
+            // while the check runs): the walk stops at that position.
+            let (head, last) = {
+                let _writer = self.writer()?;
+                let head = self
+                    .extra(&head_key(&source))?
+                    .map(|v| String::from_utf8_lossy(&v).into_owned());
+                (head, self.last_sequence(&source))
+            };
             let start = match &head {
                 Some(_) => Start::Producer {
                     anchor: self
@@ -402,18 +408,17 @@ impl super::Store {
             };
             let mut verifier = Verifier::new(&source, start);
             let mut after = 0;
-            loop {
+            while after < last {
                 let page = self.events_after(&source, after, 1_000)?;
-                let Some(last) = page.last() else { break };
-                after = last.sequence;
-                for event in &page {
+                let Some(newest) = page.last() else { break };
+                after = newest.sequence;
+                for event in page.iter().filter(|e| e.sequence <= last) {
                     verifier.feed(event.sequence, &event.json);
                 }
                 if verifier.is_broken() {
                     break;
                 }
             }
-            let last = self.last_sequence(&source);
             reports.push(verifier.finish(Some(last), head.as_deref()));
         }
         Ok(reports)
