@@ -13,6 +13,7 @@ pub mod pins;
 mod proxy;
 pub mod redact;
 pub mod sessions;
+mod sse;
 mod upstream;
 
 use std::collections::HashMap;

@@ -21,11 +21,13 @@ use super::jsonrpc::{Kind, Message, codes, error_body};
 use super::pins::CallRefusal;
 use super::redact;
 use super::sessions::{self, SessionRefusal, Sessions};
+use super::sse;
 use super::upstream::{self, Upstream};
 use crate::auth::jwt::Validated;
 use crate::protocol::EventData;
 use crate::protocol::events::{
     AuthEvent, AuthFailure, AuthOutcome, CallPhase, ClientInfo, Decision, Refusal, ToolCall,
+    ToolChange,
 };
 
 /// Bytes of a tool result kept for the audit event (the monitor scans them).
@@ -687,36 +689,21 @@ async fn tools_list(
             )
         })?;
     let mut changes = Vec::new();
-    let rewrite = |mut message: Value, changes: &mut Vec<_>| -> Value {
-        if let Some(tools) = message
-            .pointer("/result/tools")
-            .and_then(Value::as_array)
-            .cloned()
-        {
-            let listing = gw.pins.review(&upstream.name, &tools);
-            changes.extend(listing.events);
-            if let Some(slot) = message.pointer_mut("/result/tools") {
-                *slot = Value::Array(listing.visible);
-            }
-        }
-        message
-    };
     let rewritten = if content_type.starts_with("text/event-stream") {
         let mut out = String::new();
-        let mut dropped = 0usize;
-        for data in body::sse_data(&bytes) {
+        let mut splitter = sse::EventSplitter::new(usize::MAX);
+        let events = splitter.push(&bytes).unwrap_or_default();
+        // An unfinished last event is dropped, as a client would.
+        let mut dropped = usize::from(splitter.pending() > 0);
+        for event in events {
             // Only what the gateway could read and review goes on: an event it cannot parse
             // might still be parsed by a lenient client, so it is dropped (fail closed).
-            let text = match serde_json::from_str::<Value>(&data) {
-                Ok(message) => rewrite(message, &mut changes).to_string(),
-                Err(_) => {
-                    dropped += 1;
-                    continue;
-                }
-            };
-            out.push_str("event: message\ndata: ");
-            out.push_str(&text);
-            out.push_str("\n\n");
+            match sse::judge(&event, |m| {
+                review_listing(gw, &upstream.name, m, &mut changes)
+            }) {
+                sse::Verdict::Send(text) => out.push_str(&text),
+                sse::Verdict::Unreadable => dropped += 1,
+            }
         }
         if dropped > 0 {
             gw.metrics.refusal("upstream_malformed");
@@ -738,7 +725,9 @@ async fn tools_list(
         Bytes::from(out)
     } else {
         match serde_json::from_slice::<Value>(&bytes) {
-            Ok(message) => Bytes::from(rewrite(message, &mut changes).to_string()),
+            Ok(message) => {
+                Bytes::from(review_listing(gw, &upstream.name, message, &mut changes).to_string())
+            }
             Err(_) => {
                 return Err(Refused::new(
                     StatusCode::BAD_GATEWAY,
@@ -756,6 +745,28 @@ async fn tools_list(
     *out.headers_mut() = upstream::response_headers(&parts.headers);
     out.headers_mut().remove(header::CONTENT_LENGTH);
     Ok(out)
+}
+
+/// Hides the tools a listing may not show (any message with `result.tools`), collecting the
+/// pending changes and first-use approvals the listing caused.
+fn review_listing(
+    gw: &Gateway,
+    upstream: &str,
+    mut message: Value,
+    changes: &mut Vec<ToolChange>,
+) -> Value {
+    if let Some(tools) = message
+        .pointer("/result/tools")
+        .and_then(Value::as_array)
+        .cloned()
+    {
+        let listing = gw.pins.review(upstream, &tools);
+        changes.extend(listing.events);
+        if let Some(slot) = message.pointer_mut("/result/tools") {
+            *slot = Value::Array(listing.visible);
+        }
+    }
+    message
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -1019,10 +1030,12 @@ async fn delete(
     Ok(passthrough(response, None))
 }
 
-/// Passes a long-lived SSE stream through and adds `notifications/tools/list_changed` whenever
-/// an approval or block changes what this upstream's clients may see.
+/// Sends a long-lived SSE stream on, event by event: each message is read and reviewed (a
+/// tools listing on it shows only approved tools, an unreadable event is dropped and recorded,
+/// see [`sse`]), and `notifications/tools/list_changed` is added whenever an approval or block
+/// changes what this upstream's clients may see.
 fn with_list_changed(
-    gw: &Gateway,
+    gw: &Arc<Gateway>,
     upstream: &Upstream,
     response: Response<Incoming>,
 ) -> Response<GatewayBody> {
@@ -1035,36 +1048,110 @@ fn with_list_changed(
         return passthrough(response, None);
     }
     let (parts, incoming) = response.into_parts();
-    let notices = gw.list_changed.subscribe();
-    let name = upstream.name.clone();
-    let frames = http_body_util::BodyStream::new(incoming);
-    let merged = futures_util::stream::unfold(
-        (frames, notices, name, false),
-        |(mut frames, mut notices, name, done)| async move {
-            if done {
+    let state = ListenState {
+        frames: http_body_util::BodyStream::new(incoming),
+        notices: gw.list_changed.subscribe(),
+        splitter: sse::EventSplitter::new(gw.max_list),
+        gw: gw.clone(),
+        upstream: upstream.name.clone(),
+        done: false,
+    };
+    let merged = futures_util::stream::unfold(state, |mut st| async move {
+        loop {
+            if st.done {
                 return None;
             }
-            loop {
-                tokio::select! {
-                    frame = frames.next() => {
-                        return frame.map(|frame| (frame, (frames, notices, name, false)));
+            tokio::select! {
+                frame = st.frames.next() => match frame {
+                    None => return None,
+                    Some(Err(e)) => {
+                        st.done = true;
+                        return Some((Err(e), st));
                     }
-                    notice = notices.recv() => match notice {
-                        Ok(changed) if changed == name => {
-                            let text = "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/tools/list_changed\"}\n\n";
-                            return Some((Ok(hyper::body::Frame::data(Bytes::from_static(text.as_bytes()))), (frames, notices, name, false)));
+                    Some(Ok(frame)) => {
+                        let Ok(data) = frame.into_data() else { continue };
+                        let out = st.review(&data).await;
+                        if !out.is_empty() {
+                            return Some((Ok(hyper::body::Frame::data(Bytes::from(out))), st));
                         }
-                        Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                        Err(tokio::sync::broadcast::error::RecvError::Closed) => {
-                            return frames.next().await.map(|frame| (frame, (frames, notices, name, false)));
-                        }
+                    }
+                },
+                notice = st.notices.recv() => match notice {
+                    Ok(changed) if changed == st.upstream => {
+                        let text = "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/tools/list_changed\"}\n\n";
+                        return Some((Ok(hyper::body::Frame::data(Bytes::from_static(text.as_bytes()))), st));
+                    }
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                        st.notices = st.gw.list_changed.subscribe();
                     }
                 }
             }
-        },
-    );
+        }
+    });
     let mut out = Response::new(BodyExt::boxed(http_body_util::StreamBody::new(merged)));
     *out.status_mut() = parts.status;
     *out.headers_mut() = upstream::response_headers(&parts.headers);
     out
+}
+
+/// A long-lived stream being reviewed (see [`with_list_changed`]).
+struct ListenState {
+    frames: http_body_util::BodyStream<Incoming>,
+    notices: tokio::sync::broadcast::Receiver<String>,
+    splitter: sse::EventSplitter,
+    gw: Arc<Gateway>,
+    upstream: String,
+    done: bool,
+}
+
+impl ListenState {
+    /// Reviews the events a chunk completed; returns what to send on.
+    async fn review(&mut self, data: &[u8]) -> String {
+        let events = match self.splitter.push(data) {
+            Ok(events) => events,
+            Err(e) => {
+                self.done = true;
+                self.record_drop(e.to_string()).await;
+                return String::new();
+            }
+        };
+        let mut out = String::new();
+        let mut changes = Vec::new();
+        let mut dropped = 0;
+        for event in events {
+            let gw = &self.gw;
+            let upstream = &self.upstream;
+            match sse::judge(&event, |m| review_listing(gw, upstream, m, &mut changes)) {
+                sse::Verdict::Send(text) => out.push_str(&text),
+                sse::Verdict::Unreadable => dropped += 1,
+            }
+        }
+        for change in changes {
+            self.gw.events.emit(EventData::ToolChange(change)).await;
+        }
+        if dropped > 0 {
+            self.record_drop(format!(
+                "dropped {dropped} stream event(s) whose data is not JSON"
+            ))
+            .await;
+        }
+        out
+    }
+
+    async fn record_drop(&self, detail: String) {
+        self.gw.metrics.refusal("upstream_malformed");
+        self.gw
+            .events
+            .emit(EventData::Refusal(Refusal {
+                status: 200,
+                reason: "upstream_malformed".into(),
+                detail: format!("upstream {}: {detail}", self.upstream),
+                upstream: Some(self.upstream.clone()),
+                method: None,
+                user: None,
+                remote: None,
+            }))
+            .await;
+    }
 }
