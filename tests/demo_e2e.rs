@@ -720,6 +720,19 @@ fn demo_parts_as_processes_under_the_console() {
         !hidden.is_empty() && hidden.iter().all(|d| d == "deny"),
         "calls to the rejected tool were not all refused: {hidden:?}"
     );
+    let rejected = position(&|e| {
+        e["type"] == "mcpsoc.tool_change.v1"
+            && e["data"]["tool"] == "summarize_document"
+            && e["data"]["status"] == "rejected"
+            && e["data"]["decided_by"] == "console"
+    })
+    .expect("the gateway recorded the console's rejection");
+    assert!(
+        gateway_json[rejected..].iter().any(|e| {
+            e["type"] == "mcpsoc.tool_call.v1" && e["data"]["tool"] == "summarize_document"
+        }),
+        "the traffic never tried the rejected tool after its rejection"
+    );
     let revocation = position(&|e| {
         e["type"] == "mcpsoc.session.v1"
             && e["data"]["change"] == "revoked"
