@@ -64,7 +64,7 @@ impl Part {
         let child = Command::new(BIN)
             .args(&self.args)
             .env_remove("MCPSOC_CONFIG")
-            .env("RUST_LOG", "info,rmcp=warn")
+            .env_remove("RUST_LOG")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))

@@ -74,12 +74,18 @@ pub struct TrafficArgs {
     pub duration: Option<u64>,
 }
 
-/// Logs of a part go to stderr (its stdout carries the report lines).
+/// Logs of a part go to stderr; the report lines (also logged under `mcpsoc::demo`) go only to
+/// stdout.
 fn init_stderr_log() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rmcp=warn"));
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(
+            "info,rmcp=warn,mcpsoc::demo=warn,mcpsoc::demo::server=info",
+        )
+    });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .try_init();
 }
