@@ -179,7 +179,10 @@ pub fn write_event(event: &Event, message: Option<&Value>) -> String {
 pub fn judge(bytes: &[u8], review: impl FnOnce(Value) -> Value) -> Verdict {
     let event = Event::parse(bytes);
     match &event.data {
+        // An empty data field dispatches no message (a priming event: id and retry only, as
+        // MCP 2025-11-25 servers such as rmcp send first).
         None => Verdict::Send(write_event(&event, None)),
+        Some(data) if data.is_empty() => Verdict::Send(write_event(&event, None)),
         Some(data) => match serde_json::from_str::<Value>(data) {
             Ok(message) => Verdict::Send(write_event(&event, Some(&review(message)))),
             Err(_) => Verdict::Unreadable,
