@@ -35,7 +35,8 @@ use suppress::{Suppression, SuppressionState, Suppressions};
 
 /// Events analysed per step and source.
 const STEP: usize = 2000;
-/// Pause between steps when there is nothing new.
+/// Longest pause between steps when there is nothing new (a subscriber storing events, or a
+/// command, wakes the loop at once).
 const IDLE: Duration = Duration::from_millis(100);
 
 fn cursor_key(source: &str) -> String {
@@ -505,6 +506,22 @@ async fn analyse(
     containment: Vec<ContainmentRule>,
 ) {
     let own = publisher.source().to_string();
+    // Wake up as soon as a subscriber stores gateway events.
+    let stored = Arc::new(tokio::sync::Notify::new());
+    for subscriber in subscribers.values() {
+        let mut status = subscriber.status();
+        let stored = stored.clone();
+        tokio::spawn(async move {
+            let mut last = status.borrow().stored;
+            while status.changed().await.is_ok() {
+                let now = status.borrow_and_update().stored;
+                if now != last {
+                    last = now;
+                    stored.notify_one();
+                }
+            }
+        });
+    }
     loop {
         while let Ok(request) = inbox.try_recv() {
             let result = suppression(&publisher, &mut engine, &request.by, request.command).await;
@@ -600,9 +617,17 @@ async fn analyse(
                 contain(&publisher, &subscribers, &containment, &source, alert).await;
             }
         }
-        if !busy && let Ok(Some(request)) = tokio::time::timeout(IDLE, inbox.recv()).await {
-            let result = suppression(&publisher, &mut engine, &request.by, request.command).await;
-            let _ = request.reply.send(result);
+        if !busy {
+            let request = tokio::select! {
+                request = inbox.recv() => request,
+                _ = stored.notified() => None,
+                _ = tokio::time::sleep(IDLE) => None,
+            };
+            if let Some(request) = request {
+                let result =
+                    suppression(&publisher, &mut engine, &request.by, request.command).await;
+                let _ = request.reply.send(result);
+            }
         }
     }
 }
