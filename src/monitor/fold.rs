@@ -62,7 +62,18 @@ impl Folder {
         self.open.retain(|_, (_, last)| now_ms - *last <= window);
     }
 
-    /// The alerts still folding, with the time of their last finding (to store and restore).
+    /// The ids of the alerts still folding, with the time of their last finding (to store).
+    pub fn open_ids(&self) -> Vec<(String, i64)> {
+        let mut open: Vec<(String, i64)> = self
+            .open
+            .values()
+            .map(|(a, last)| (a.alert_id.clone(), *last))
+            .collect();
+        open.sort();
+        open
+    }
+
+    /// The alerts still folding, with the time of their last finding.
     pub fn open(&self) -> Vec<(Alert, i64)> {
         let mut open: Vec<(Alert, i64)> = self.open.values().cloned().collect();
         open.sort_by(|a, b| a.0.alert_id.cmp(&b.0.alert_id));

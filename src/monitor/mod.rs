@@ -46,11 +46,12 @@ fn cursor_key(source: &str) -> String {
 /// Store key of the detectors' memory, written with every position.
 const MEMORY_KEY: &str = "monitor.memory";
 
-/// The detectors' memory as stored: the engine's state and the alerts still folding.
+/// The detectors' memory as stored: the engine's state and the alerts still folding (by id,
+/// with the time of their last finding; the alerts themselves are in the same write).
 #[derive(Serialize, Deserialize)]
 struct Memory {
     analyzer: AnalyzerState,
-    open: Vec<(Alert, i64)>,
+    open: Vec<(String, i64)>,
 }
 
 /// The engine, the folder and the suppressions: everything the analysis loop owns.
@@ -68,7 +69,7 @@ impl Engine {
         self.folder.prune(self.newest_ms);
         let memory = serde_json::json!({
             "analyzer": self.analyzer.state(),
-            "open": self.folder.open(),
+            "open": self.folder.open_ids(),
         });
         serde_json::to_vec(&memory).unwrap_or_default()
     }
@@ -167,9 +168,17 @@ pub async fn start(config: &Config, store: Store) -> anyhow::Result<Running> {
     match memory {
         Some(memory) => {
             analyzer.restore(memory.analyzer);
-            for (alert, last) in memory.open {
+            // Every fold was stored in the same write as the memory: the stored alert is the
+            // folder's copy (a responder may have changed its status since; folding reads that).
+            for (id, last) in memory.open {
                 newest_ms = newest_ms.max(last);
-                folder.restore(alert, last);
+                let own = publisher.source();
+                if let Some(alert) = store
+                    .alert(own, &id)?
+                    .and_then(|record| decode_alert(&record.json))
+                {
+                    folder.restore(alert, last);
+                }
             }
         }
         // A store from before the memory was kept: fold on from the open alerts.
