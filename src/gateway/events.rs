@@ -10,19 +10,22 @@ use crate::stream::Publisher;
 
 /// Most events appended per batch.
 const BATCH: usize = 1024;
-/// How long the sink waits for more events before an append (bounds event delay, not requests).
-const GATHER: std::time::Duration = std::time::Duration::from_millis(5);
+/// How long the sink waits for more events before an append (bounds event delay, not requests:
+/// events carry the time they happened, stamped when emitted). Each append is one flush to
+/// disk; `cargo bench --bench gateway` measured the gateway's CPU per request at 1 client
+/// 0.28 ms with 5 ms and 0.21 ms with 20 ms (16 clients: 0.15 and 0.11).
+const GATHER: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// Where request handlers put events.
 #[derive(Clone, Debug)]
 pub struct EventSink {
-    tx: mpsc::Sender<EventData>,
+    tx: mpsc::Sender<NewEvent>,
 }
 
 impl EventSink {
     /// Starts the batching task over `publisher`.
     pub fn start(publisher: Publisher) -> Self {
-        let (tx, mut rx) = mpsc::channel::<EventData>(16 * BATCH);
+        let (tx, mut rx) = mpsc::channel::<NewEvent>(16 * BATCH);
         tokio::spawn(async move {
             let mut batch = Vec::with_capacity(BATCH);
             while rx.recv_many(&mut batch, BATCH).await > 0 {
@@ -37,7 +40,7 @@ impl EventSink {
                         }
                     }
                 }
-                let events: Vec<NewEvent> = batch.drain(..).map(NewEvent::from).collect();
+                let events: Vec<NewEvent> = std::mem::take(&mut batch);
                 if let Err(e) = publisher.append(events).await {
                     tracing::error!(error = %e, "cannot append gateway events: the audit log is failing");
                 }
@@ -48,6 +51,10 @@ impl EventSink {
 
     /// Records one event (waits when the log is behind).
     pub async fn emit(&self, event: EventData) {
+        let event = NewEvent {
+            data: event,
+            time: Some(chrono::Utc::now()),
+        };
         if self.tx.send(event).await.is_err() {
             tracing::error!("gateway event log stopped; event lost");
         }
