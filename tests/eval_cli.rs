@@ -84,6 +84,19 @@ fn holdout_runs_and_reports() {
 }
 
 #[test]
+fn holdout2_runs_and_reports() {
+    let report = run_json("holdout2.jsonl");
+    let overall = &report["overall"];
+    let cases = ["tp", "fp", "fn", "tn"]
+        .iter()
+        .map(|k| overall[*k].as_u64().unwrap_or(0))
+        .sum::<u64>();
+    assert!(cases >= 120, "holdout2 has {cases} cases");
+    // Every family is represented.
+    assert_eq!(report["families"].as_object().map(|f| f.len()), Some(7));
+}
+
+#[test]
 fn table_output_is_readable() {
     let out = eval(&corpus("tools.jsonl"), false);
     assert!(out.status.success());

@@ -22,7 +22,11 @@ fn leak_object() -> String {
             r"(?:conversation|chat|dialog(?:ue)?|messages?|message history|history|transcript|prompts?|instructions|thread|exchange)s?\b",
             r"|\bsystem (?:prompt|message|instructions)\b|\b(?:conversation|chat|message|dialog(?:ue)?) (?:history|log|transcript|so far|context|contents?)\b",
             r"|\b(?:user'?s?|human'?s?) (?:previous |prior |earlier |recent )?(?:messages|prompts|queries|requests|conversation|inputs)\b|\bcontext window\b",
-            r"|\b(?:contents?|text) of (?:any|all|every|each|the) (?:files?|documents?)\b%w(?:read|opened|accessed|seen|viewed|loaded|processed)\b",
+            r"|\b(?:contents?|text) of (?:any|all|every|each|the|your)(?: (?:last|previous|recent|most recent|latest|other))? (?:files?|documents?|pages?|emails?)\b%w(?:read|opened|accessed|seen|viewed|loaded|processed)\b",
+            r"|\b(?:your|the assistant'?s|the model'?s|the ai'?s|its)(?: (?:own|complete|full|entire|hidden|internal|exact|original|current|secret|private))* (?:system (?:prompt|message|instructions)|instructions|prompt|guidelines|configuration|chain of thought|reasoning|thoughts|memory|tool list|available tools)\b",
+            r"|\b(?:every|all|each|the list of|list of) (?:the )?(?:tools?|functions?)\b%w(?:available to you|you (?:have|can (?:use|call|access))|at your disposal)",
+            r"|\b(?:gathered|collected|taken|extracted|pulled|scraped|inferred|harvested|copied|obtained|learned|found) (?:from|in) (?:the |this |our )?(?:chat|conversation|context|dialog(?:ue)?|messages|history|session|transcript)\b",
+            r"|\{{\{{\s*[a-z_.]*(?:conversation|chat|history|messages|system_prompt|transcript|secret|api_key|credentials|password)[a-z_.]*\s*\}}\}}",
             r"|\b(?:everything|anything|all|whatever) (?:that )?(?:the user|the human|they|you) (?:has |have |had )?(?:said|typed|written|wrote|shared|asked|told you|sent|pasted|uploaded|mentioned)\b",
             r"|\b(?:any|all|every)\b%w{secrets}|{sensitive})"
         ),
@@ -35,6 +39,42 @@ fn negated(text: &str, start: usize, _end: usize) -> bool {
     negated_before(text, start)
 }
 
+/// A fill verb read as a noun ("the audit log of…", "an activity record of…") or negated.
+fn noun_or_negated(text: &str, start: usize, end: usize) -> bool {
+    if negated_or_public(text, start, end) {
+        return true;
+    }
+    let before = text.as_bytes()[..start.min(text.len())]
+        .rsplit(|b| b.is_ascii_whitespace())
+        .find(|w| !w.is_empty())
+        .unwrap_or(b"");
+    matches!(
+        before,
+        b"the"
+            | b"a"
+            | b"an"
+            | b"its"
+            | b"their"
+            | b"this"
+            | b"that"
+            | b"audit"
+            | b"access"
+            | b"event"
+            | b"error"
+            | b"activity"
+            | b"change"
+            | b"usage"
+            | b"call"
+            | b"debug"
+            | b"system"
+            | b"server"
+            | b"request"
+            | b"query"
+            | b"build"
+            | b"git"
+    )
+}
+
 /// Patterns for any tool string; `in_property` is true for a property's own description, title
 /// or default, where the field being filled is the property itself.
 pub fn patterns(in_property: bool) -> Vec<Pattern> {
@@ -42,15 +82,25 @@ pub fn patterns(in_property: bool) -> Vec<Pattern> {
     if in_property {
         // Only the fill instruction differs for a property's own text (the cues below are
         // already in the tool-wide set).
-        return vec![pat_with(
-            RULE,
-            2,
-            format!(r"\b{FILL}\b%w{leak}"),
-            negated_or_public,
-        )];
+        return vec![
+            pat_with(RULE, 2, format!(r"\b{FILL}\b%w{leak}"), noun_or_negated),
+            // The value is said to come out of the conversation: "… gathered from the chat".
+            pat_with(
+                RULE,
+                2,
+                r"\b(?:gathered|collected|taken|extracted|pulled|scraped|inferred|harvested|copied|obtained) (?:from|in) (?:the |this |our )?(?:chat|conversation|dialog(?:ue)?|message history|chat history|transcript)\b",
+                negated,
+            ),
+            pat_with(
+                RULE,
+                2,
+                r"\{\{\s*[a-z_.]*(?:conversation|chat|history|messages|system_prompt|transcript|secret|api_key|credentials|password)[a-z_.]*\s*\}\}",
+                negated,
+            ),
+        ];
     }
     vec![
-        pat_with(RULE, 2, format!(r"\b{FILL}\b%w{leak}"), negated_or_public),
+        pat_with(RULE, 2, format!(r"\b{FILL}\b%w{leak}"), noun_or_negated),
         // A field named in the tool description: "... in the `context` parameter".
         pat(
             RULE,
@@ -124,7 +174,7 @@ pub fn named_patterns() -> Vec<Pattern> {
     let leak = leak_object();
     vec![
         // "The complete chat transcript" as the whole description of a `context` field.
-        pat_with(RULE, 2, format!(r"^\W*(?:the |a |an )?{leak}"), negated),
+        pat_with(RULE, 2, format!(r"^\W*(?:[^\s]+ ){{0,3}}{leak}"), negated),
         pat_with(
             RULE,
             2,

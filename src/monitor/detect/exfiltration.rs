@@ -85,9 +85,49 @@ pub fn negated_or_public(text: &str, start: usize, end: usize) -> bool {
     negated_before(text, start) || public_key(text, start, end)
 }
 
-/// An argument naming a public key file.
+/// An argument naming a public key file, or a key used as an identity (`ssh -i ~/.ssh/key`,
+/// `IdentityFile ~/.ssh/key`): the key is used, not read out.
 fn public_key_file(text: &str, start: usize, end: usize) -> bool {
-    public_key(text, start, end) || text.trim_end().ends_with(".pub")
+    public_key(text, start, end) || text.trim_end().ends_with(".pub") || identity_flag(text, start)
+}
+
+/// The sensitive path at `start` follows an identity option (`-i`, `--identity`,
+/// `IdentityFile`, `ssl_certificate_key`, `GIT_SSH_COMMAND`-style use).
+fn identity_flag(text: &str, start: usize) -> bool {
+    let bytes = text.as_bytes();
+    let mut at = start.min(bytes.len());
+    // Back to the start of the token holding the match.
+    while at > 0 && !bytes[at - 1].is_ascii_whitespace() && bytes[at - 1] != b'=' {
+        at -= 1;
+    }
+    let before = String::from_utf8_lossy(&bytes[at.saturating_sub(24)..at]).to_ascii_lowercase();
+    let before = before.trim_end_matches([' ', '\t', '=', '"', '\'']);
+    [
+        " -i",
+        "--identity",
+        "identityfile",
+        "identity_file",
+        "key_file",
+        "keyfile",
+        "certificate_key",
+        "-identity",
+    ]
+    .iter()
+    .any(|flag| before.ends_with(flag))
+}
+
+/// A shell command that uses a key as its identity, or a negated or public-key match.
+fn identity_or_negated(text: &str, start: usize, end: usize) -> bool {
+    if negated_or_public(text, start, end) {
+        return true;
+    }
+    // The sensitive token is the last one of the span.
+    let span = &text.as_bytes()[start..end.min(text.len())];
+    let last = span
+        .iter()
+        .rposition(|b| b.is_ascii_whitespace())
+        .map_or(start, |p| start + p + 1);
+    identity_flag(text, last)
 }
 
 fn negated(text: &str, start: usize, _end: usize) -> bool {
@@ -143,7 +183,14 @@ pub fn patterns(
             format!(
                 r"\b(?:curl|wget|nc|ncat|scp|rsync|cat|base64|xxd|tar|zip)\b[^\n]{{0,120}}{SENSITIVE}"
             ),
-            negated_or_public,
+            identity_or_negated,
+        ),
+        // Asking for what nobody legitimately asks for: seed phrases, private keys, passwords.
+        pat_with(
+            harvest_rule,
+            2,
+            r"\b(?:ask (?:the user |them )?for|prompt (?:the user )?for|we need|needs|requires|collect|obtain|give us)\b(?: \S+){0,4} (?:seed|recovery|mnemonic|secret|backup) (?:phrases?|words)\b|\b(?:seed|recovery|mnemonic) phrases?\b(?: \S+){0,4} (?:ask|read|send|share|provide|enter|paste|give|type)\b",
+            negated,
         ),
         // "include any API keys or tokens you have seen".
         pat_with(

@@ -59,6 +59,29 @@ pub fn patterns() -> Vec<Pattern> {
             2,
             r"\b(?:end of (?:the )?(?:document|email|message|content|text|tool (?:output|result|response)|data|context|user input))\b%w(?:new|now|next|begin|start|the following|ignore|instructions?|task|system)\b",
         ),
+        // Spoofed tool calls: the model's own call syntax inside data.
+        pat(
+            TOOL_CALL,
+            2,
+            r"<\s*/?\s*(?:function_calls|tool_calls?|tool_use|invoke name\s*=|function_call|tool_code)\b|<\|(?:tool_call|python_tag|plugin)\|?>",
+        ),
+        pat(
+            TOOL_CALL,
+            1,
+            r"[\x22'](?:tool_calls?|function_call|tool_use|tool_code)[\x22']\s*:\s*[\[{]",
+        ),
+        pat(
+            TOOL_CALL,
+            1,
+            r"[\x22']name[\x22']\s*:\s*[\x22'][a-z][a-z0-9_\-.]*[\x22']\s*,\s*[\x22'](?:arguments|args|input|parameters)[\x22']\s*:",
+        ),
+        // A markdown image (fetched as soon as it renders) whose URL holds a slot to fill:
+        // the classic zero-click exfiltration.
+        pat(
+            EXFIL,
+            2,
+            r"!\[[^\]\n]{0,200}\]\(\s*[a-z]+://[^)\s]{0,300}[?&/=](?:\{\{?|\$\{|<|%7b|\[)?(?:insert|replace|put|add|your|the|user|secret|api|token|key|password|data|conversation|chat|history|email|summary|context)[a-z0-9_\-]{0,40}(?:\}\}?|>|%7d|\])?(?:[&)\s#]|$)",
+        ),
         // Requests to act instead of reading.
         pat(
             DIRECTIVE,

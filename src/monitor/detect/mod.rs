@@ -11,7 +11,9 @@
 //!    dropped, Cyrillic/Greek/fullwidth look-alikes folded to ASCII, with a map back to the
 //!    original bytes;
 //! 2. each family's phrase patterns run over the copy in one `RegexSet` pass; weak cues need a
-//!    second cue in the same text ([`pattern::Matcher`]);
+//!    second cue in the same text ([`pattern::Matcher`]); when nothing counts and the copy
+//!    shows leetspeak (`1gn0r3`) or letters spelled out one by one (`i g n o r e`, `i.g.n`), the
+//!    patterns run once more on a re-read view of it ([`normalize::View`]);
 //! 3. hidden content is checked on the original characters, and encoded runs (tag characters,
 //!    variation selectors, base64, hex; bounded) are decoded and scanned again;
 //! 4. secrets are found on the original text and masked in every excerpt.
@@ -43,7 +45,7 @@ pub mod shadowing;
 
 use evidence::Mask;
 use hidden::{HiddenScanner, Place};
-use normalize::Normalized;
+use normalize::{Normalized, View};
 use pattern::{Hit, Matcher};
 use secret::SecretScanner;
 
@@ -405,6 +407,13 @@ pub const RULES: &[RuleInfo] = &[
         "Private key block",
     ),
     rule(
+        "secret.azure_key",
+        F::Secret,
+        S::Critical,
+        O::Mcp01TokenMismanagement,
+        "Azure storage account key, SAS signature or client secret",
+    ),
+    rule(
         "secret.jwt",
         F::Secret,
         S::High,
@@ -602,14 +611,16 @@ impl Detectors {
         ));
         tool.extend(shadowing::patterns());
         tool.extend(covert::patterns(false));
+        let result = injection::patterns();
+        let arguments = exfiltration::argument_patterns();
         Self {
             config,
             tool: Matcher::new(tool),
             property: Matcher::new(covert::patterns(true)),
             covert_named: Matcher::new(covert::named_patterns()),
             keys: Matcher::new(exfiltration::key_patterns()),
-            result: Matcher::new(injection::patterns()),
-            arguments: Matcher::new(exfiltration::argument_patterns()),
+            result: Matcher::new(result),
+            arguments: Matcher::new(arguments),
             hidden: HiddenScanner::new(),
             secrets: SecretScanner::new(),
         }
@@ -738,10 +749,18 @@ impl Detectors {
                 }
             }
             Value::Object(map) => {
+                // `{"name": "SIGNING_KEY", "value": "…"}`: the value is keyed by the name.
+                let named = ["name", "key", "Name", "Key"]
+                    .iter()
+                    .find_map(|k| map.get(*k).and_then(Value::as_str));
                 for (k, item) in map {
                     let len = path.len();
                     push_key(path, k);
-                    self.walk_arguments(item, path, depth + 1, Some(k), budget, out);
+                    let key = match (named, k.as_str()) {
+                        (Some(name), "value" | "Value" | "secret" | "data") => name,
+                        _ => k.as_str(),
+                    };
+                    self.walk_arguments(item, path, depth + 1, Some(key), budget, out);
                     path.truncate(len);
                 }
             }
@@ -796,9 +815,9 @@ impl Detectors {
         let hits = match slot {
             // Property names are split at `_`, `-` and camel case first.
             Slot::PropertyName => self.key_hits(text),
-            _ => self.phrase_hits(slot, &normalized.text),
+            _ => self.view_hits(slot, &normalized.text),
         };
-        for hit in scored(hits) {
+        for hit in hits {
             let (start, end) = normalized.to_original(hit.start, hit.end);
             let start = trim_start(text, start, end);
             raws.push(Raw {
@@ -918,6 +937,40 @@ impl Detectors {
             Slot::Result => self.result.hits(text),
             Slot::Argument { .. } => self.arguments.hits(text),
         }
+    }
+
+    /// The counting hits on the normalized copy; when there are none, on its leetspeak and
+    /// spelled-out readings (built only when the copy shows those obfuscations), mapped back.
+    fn view_hits(&self, slot: Slot<'_>, copy: &str) -> Vec<Hit> {
+        let hits = scored(self.phrase_hits(slot, copy));
+        if !hits.is_empty() {
+            return hits;
+        }
+        let (leet_cue, spelled_cue) = normalize::view_cues(copy);
+        if !leet_cue && !spelled_cue {
+            return hits;
+        }
+        let leet = if leet_cue { View::leet(copy) } else { None };
+        let spelled = if spelled_cue {
+            View::spelled(leet.as_ref().map_or(copy, |v| v.text.as_str()))
+        } else {
+            None
+        };
+        for view in [leet.as_ref(), spelled.as_ref()].into_iter().flatten() {
+            let mut hits = scored(self.phrase_hits(slot, &view.text));
+            if hits.is_empty() {
+                continue;
+            }
+            for h in &mut hits {
+                // The spelled view may sit on the leet view; both keep offsets of `copy`
+                // (leet is byte-aligned).
+                let (s, e) = view.to_copy(h.start, h.end);
+                h.start = s;
+                h.end = e;
+            }
+            return hits;
+        }
+        Vec::new()
     }
 
     /// Hits on a property name, split into words; spans of the split copy do not map back, so

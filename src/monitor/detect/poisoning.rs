@@ -26,6 +26,30 @@ fn negated(text: &str, start: usize, _end: usize) -> bool {
     negated_before(text, start)
 }
 
+/// A phrase quoted as an example ("attackers hide text such as 'ignore previous
+/// instructions'"): a quote right before it and right after it (articles about attacks are
+/// results, not attacks); or negated.
+fn quoted_or_negated(text: &str, start: usize, end: usize) -> bool {
+    if negated_before(text, start) {
+        return true;
+    }
+    let bytes = text.as_bytes();
+    let quote = |b: u8| matches!(b, b'\'' | b'"' | b'`');
+    let before = start > 0 && bytes.get(start - 1).copied().is_some_and(quote);
+    let after = bytes
+        .get(end..(end + 3).min(bytes.len()))
+        .is_some_and(|w| w.iter().copied().any(quote));
+    before && after
+}
+
+/// For patterns that start with their own negation: "do not" before it still negates
+/// ("you do not have to never tell...") only in odd cases, so only a sentence-internal "not"
+/// right before counts; keeps "it is not true that you must never tell the user" quiet.
+fn negated_twice(text: &str, start: usize, _end: usize) -> bool {
+    let before = &text.as_bytes()[start.saturating_sub(12)..start.min(text.len())];
+    before.ends_with(b"not ") || before.ends_with(b"isn't ") || before.ends_with(b"that ")
+}
+
 /// Markup that impersonates a system or priority channel.
 const TAGS: &str = concat!(
     r"<\s*/?\s*(?:important|system|system[_ ]?(?:prompt|message|instructions?|override)|instructions?|secret|hidden|admin|critical",
@@ -64,7 +88,11 @@ pub fn patterns(r: &DirectiveRules, in_result: bool) -> Vec<Pattern> {
                 r"(?:instructions?|prompts?|rules|guidelines|guidance|directives?|constraints|policies|policy|restrictions|guardrails",
                 r"|safeguards|programming|orders|commands|system prompt|safety (?:rules|guidelines|policies|measures)|training|context)\b"
             ),
-            negated,
+            if in_result {
+                quoted_or_negated
+            } else {
+                negated
+            },
         ),
         pat_with(
             r.override_,
@@ -205,7 +233,7 @@ pub fn patterns(r: &DirectiveRules, in_result: bool) -> Vec<Pattern> {
             concat!(
                 r"\b(?:do not|don't|dont|never)\b (?:mention|reveal|disclose|expose|explain|describe|talk about|refer to|acknowledge|repeat|show|print|output|display|log|reference|admit)\b",
                 r" (?:this|these|the|any|that|those)\b(?: (?:hidden|secret|above|following|previous|internal|extra|additional))? ",
-                r"(?:instructions?|notes?|steps?|directives?|rules|requests?|message|text|section|tags?|part|block|side ?effects?|actions?|reads?|operations?|behaviou?r|context|file reads?|first step)\b"
+                r"(?:instructions?|notes?|steps?|directives?|rules|requests?|message|text|section|tags?|part|block|side ?effects?|actions?|reads?|operations?|behaviou?r|context|file reads?|first step|warnings?|risks?|dangers?|changes|modifications|fields?|parameters?|links?|redirects?)\b"
             ),
         ),
         pat(
@@ -288,11 +316,6 @@ pub fn patterns(r: &DirectiveRules, in_result: bool) -> Vec<Pattern> {
         pat(
             r.directive,
             2,
-            r"(?:^|[\n.!>\[(\x22'`-])\s*(?:ai|a\.i\.|llm|llms|ai assistants?|assistants|ai agents?|agents|ai models?|language models?|bots|chatbots) ?[:,] (?:the |you |please |do |don't |never |always |ignore |now |first |also |when |before )",
-        ),
-        pat(
-            r.directive,
-            2,
             r"\bif you are (?:an? |the )?(?:ai|a\.i\.|llm|large language model|language model|assistant|ai assistant|agent|ai agent|chatbot|bot|automated (?:system|agent|assistant)|model)\b",
         ),
         pat(
@@ -304,6 +327,68 @@ pub fn patterns(r: &DirectiveRules, in_result: bool) -> Vec<Pattern> {
             r.directive,
             2,
             r"\b(?:ai|llm|gpt|claude) (?:assistants?|agents?|models?|systems?|bots?|readers?) (?:reading|processing|summari[sz]ing|parsing|viewing|handling|seeing) this\b",
+        ),
+        // --- the same families in other languages (common words; accents are folded)
+        pat_with(
+            r.override_,
+            2,
+            concat!(
+                r"\b(?:ignora|ignorar|ignoren|ignorez|ignorer|ignoriere|ignorieren|ignorare|ignorate|ignoreer|negeer|ignoruj|zignoruj|olvida|olvidar|olvide|oublie[sz]?|oublier|vergiss|vergessen|dimentica|esquece|esqueca)\b",
+                r"%w(?:instru[ck][a-z]{2,8}|anweisung(?:en)?|regeln|reglas|regles|regole|regras|consignes|indicaciones|istruzioni|vorgaben|richtlijnen|instrukcje)\b"
+            ),
+            negated,
+        ),
+        pat(
+            r.conceal,
+            2,
+            concat!(
+                r"\b(?:no (?:le )?(?:digas|diga|menciones|mencione|cuentes|informes)|ne (?:dis|dites|mentionne[sz]?|revele[sz]?) (?:rien|pas)|sag(?:e)? (?:dem|den) (?:nutzer|benutzer|anwender)[a-z]* nichts",
+                r"|verrate (?:dem|den) (?:nutzer|benutzer|anwender)[a-z]* nichts|non (?:dire|dirlo|menzionare|rivelare))\b"
+            ),
+        ),
+        // "never reveal this rule to the user", "do not show the extra field to the human".
+        pat_with(
+            r.conceal,
+            2,
+            concat!(
+                r"\b(?:do not|don't|dont|never|must not|should not)\b (?:ever )?(?:tell|mention|reveal|disclose|show|explain|say|display|expose|report|admit)\b",
+                r" (?:this|these|that|those|the|any|such)(?: \S+)? (?:rules?|instructions?|notes?|steps?|directives?|requests?|messages?|text|sections?|tags?|behaviou?r|fields?|parameters?|actions?|changes?|links?|policy|requirements?|guidance|part)\b",
+                r" (?:to|with) (?:the |your |any )?(?:user|users|human|humans|person|customer|requester|end user)s?\b"
+            ),
+            negated_twice,
+        ),
+        // "Do not ask the user for confirmation".
+        pat(
+            r.authority,
+            2,
+            r"\b(?:do not|don't|dont|never|no need to|there is no need to)\b (?:ask|asking|seek|request|wait for|prompt)\b(?: (?:the|your|a|an|any|for|user|users|human|person|them|their|explicit|further|additional|prior|first))*? (?:confirmation|permission|consent|approval|authori[sz]ation)\b",
+        ),
+        // "Ignore the above and ...".
+        pat(
+            r.override_,
+            2,
+            r"\b(?:ignore|disregard|forget)\b (?:all )?(?:of )?(?:the |everything )?(?:above|foregoing|preceding)\b(?: (?:text|content|message|context|conversation|prompt|lines?))?(?: and\b|\s*[,;:!]| then\b)",
+        ),
+        pat(
+            r.directive,
+            2,
+            r"\b(?:note|message|notice|memo|request|warning) (?:to|for) (?:the |any |all |every )?(?:ai|a\.i\.|llm|llms|model|models|assistant|assistants|agent|agents|language model|ai model|bot|crawler)s? (?:[a-z]+ing|who|that)\b",
+        ),
+        // "AI model: tell the user ...", "/* AI: when summarizing ... */".
+        pat(
+            r.directive,
+            2,
+            concat!(
+                r"(?:^|[\n.!>\[()\x22'`*/#{|;-])\s*(?:(?:ai|a\.i\.|llm|llms|ai assistants?|assistants|ai agents?|agents|ai models?|models|language models?|bots|chatbots)\s?[:,] (?:the|you|please|do|don't|never|always|ignore|now|first|also|when|before)\b",
+                r"|(?:ai|a\.i\.|llm|llms|ai assistants?|assistants?|asistente|assistant ia|ki|ai agents?|agents|ai models?|models|language models?|bots|chatbots)\s?[:,] ",
+                r"(?:tell|say|send|forward|include|call|run|execute|open|read|reply|respond|answer|output|print|write|add|visit|download|recommend|delete|email|render|replace|claim|insert|append|post|share|upload|fetch|ask|make|remember|ignora|ignore|envia|olvida|whenever|after)\b)"
+            ),
+        ),
+        // Model-steering with a possessive: "tell your user that", "inform the user it is".
+        pat(
+            r.directive,
+            1,
+            r"\b(?:tell|inform|assure|convince|reassure|advise|remind) (?:your|the) (?:user|users|human|customer|reader)s? (?:that|it|this|everything|nothing|to)\b",
         ),
         // --- side-action directives (weak alone: they need corroboration)
         pat(

@@ -114,6 +114,24 @@ const SHAPES: &[(&str, &str, usize, bool)] = &[
         false,
     ),
     (
+        "secret.azure_key",
+        r"(?i)\bAccountKey\s*=\s*([A-Za-z0-9+/]{43,100}={0,2})",
+        0,
+        false,
+    ),
+    (
+        "secret.azure_key",
+        r"[?&]sig=([A-Za-z0-9%+/]{40,120})",
+        0,
+        false,
+    ),
+    (
+        "secret.azure_key",
+        r"\b([A-Za-z0-9_\-.]{3}[0-9]Q~[A-Za-z0-9_\-.~]{31,34})\b",
+        0,
+        false,
+    ),
+    (
         "secret.jwt",
         r"\b(eyJ[A-Za-z0-9_\-]{10,2048}\.eyJ[A-Za-z0-9_\-]{10,8192}\.[A-Za-z0-9_\-]{16,2048})",
         3,
@@ -247,6 +265,12 @@ impl SecretScanner {
                 let (start, end) = boundaries(text, m.start(), m.end());
                 let value = &text[start..end];
                 if shape.reject_example && value.to_ascii_uppercase().contains("EXAMPLE") {
+                    continue;
+                }
+                if shape_placeholder(value, shape.keep) {
+                    continue;
+                }
+                if shape.rule == "secret.jwt" && documented_jwt(value) {
                     continue;
                 }
                 if shape.rule == "secret.url_credentials" && is_placeholder(value) {
@@ -401,6 +425,47 @@ fn is_placeholder(value: &str) -> bool {
     lower
         .bytes()
         .all(|b| Some(b) == first || b == b'*' || b == b'x' || b == b'.')
+}
+
+/// A token of the right shape that is visibly a placeholder: `ghp_xxxx…`, `sk_live_0000…`,
+/// `…EXAMPLE…`, `…your…here`, or a body of at most four distinct characters.
+fn shape_placeholder(value: &str, keep: usize) -> bool {
+    let body = value.get(keep.min(value.len())..).unwrap_or(value);
+    let lower = body.to_ascii_lowercase();
+    if [
+        "xxxx",
+        "example",
+        "placeholder",
+        "your",
+        "dummy",
+        "redacted",
+        "0000000",
+        "1234567890abc",
+    ]
+    .iter()
+    .any(|p| lower.contains(p))
+    {
+        return true;
+    }
+    let mut seen = [false; 256];
+    for b in lower.bytes() {
+        seen[b as usize] = true;
+    }
+    seen.iter().filter(|&&s| s).count() <= 4
+}
+
+/// The sample token of the JWT documentation (jwt.io: `"sub": "1234567890"`, `"name": "John
+/// Doe"`), printed in countless tutorials: it grants nothing.
+fn documented_jwt(value: &str) -> bool {
+    let payload = value.split('.').nth(1).unwrap_or("");
+    let Ok(bytes) = base64::Engine::decode(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        payload.trim_end_matches('='),
+    ) else {
+        return false;
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    text.contains("\"1234567890\"") && text.contains("John Doe")
 }
 
 /// Shannon entropy in bits per byte.

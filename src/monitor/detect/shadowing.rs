@@ -45,7 +45,7 @@ pub fn patterns() -> Vec<Pattern> {
             RULE_REF,
             1,
             format!(
-                r"\b(?:when|whenever|if|each time|every time|any ?time|before|after|once)\b%w(?:{IDENT}|other|another|different|any|{TOOL_KIND})\b%w(?:tool|function|server|integration|plugin|connector|command)s?\b%w(?:is |are |gets |get |has been |have been )?(?:called|invoked|used|run|runs|executed|executes|triggered|available|present|active|loaded|connected|enabled|installed|processes|handles|sends|makes|performs|fires|starts)\b"
+                r"\b(?:when|whenever|if|each time|every time|any ?time|before|after|once)\b%w(?:{IDENT}|other|another|different|any|{TOOL_KIND})\b%w(?:tool|function|server|integration|plugin|connector|command)s?\b%w(?:is |are |gets |get |has been |have been )?(?:called|invoked|used|run|runs|executed|executes|triggered|available|present|active|loaded|connected|enabled|installed|processes|handles|sends|makes|performs|fires|starts|creates|opens|posts|writes|submits|commits|pushes|merges|deletes|reads|fetches|returns|completes|finishes|replies|updates|books|charges|pays|transfers|uploads|queries|searches|benutzt|verwendet|aufgerufen|usado|utilise)\b"
             ),
         ),
         // Any named kind of tool as the trigger: "if the reimbursement tool is called" (but not
@@ -113,7 +113,7 @@ pub fn patterns() -> Vec<Pattern> {
         pat(
             RULE_REF,
             1,
-            r"\b(?:on|for|in|from|of|to) (?:the |a |any |all )?(?:other|another|different|separate|external|third[ \-]party) (?:mcp )?(?:servers?|connectors?|integrations?|plugins?)\b",
+            r"\b(?:on|for|in|from|of|to|by) (?:the |a |any |all )?(?:other|another|different|separate|external|third[ \-]party) (?:mcp )?(?:servers?|connectors?|integrations?|plugins?)\b",
         ),
         pat(
             RULE_REF,
@@ -131,6 +131,84 @@ pub fn patterns() -> Vec<Pattern> {
             RULE_REF,
             1,
             r"\b(?:when|whenever|if)\b%w(?:user|you)\b%w(?:asks?|wants?|requests?|tries?|tells?|instructs?|says?|needs?)\b%w(?:send|email|pay|transfer|wire|forward|message|text|share|post|commit|push|deploy|buy|purchase|sign|approve)\b",
+        ),
+        // Naming another server as the owner of a tool: "read_file from the filesystem server".
+        pat_with(
+            RULE_REF,
+            1,
+            format!(
+                r"(?:{IDENT}|[`'\x22][a-z][a-z0-9_\-]*[`'\x22]) (?:tool )?(?:from|of|on|in|provided by) (?:the )?[a-z][a-z0-9_\-]*(?:'s)? (?:mcp )?(?:server|integration|plugin|connector)\b"
+            ),
+            names_this_tool,
+        ),
+        // Disparaging other tools: "other servers are deprecated and unsafe", "the `fetch` tool
+        // is broken".
+        pat(
+            RULE_REF,
+            2,
+            r"\b(?:other|another|all other|the other|official|built-?in|original|default|competing) (?:mcp )?(?:tools?|servers?|functions?|integrations?|plugins?|connectors?)\b%w(?:are|is|have been|has been|were) (?:now |considered |known to be )?(?:deprecated|unsafe|insecure|broken|compromised|malicious|disabled|unreliable|outdated|not (?:safe|secure|trusted|reliable))\b",
+        ),
+        pat_with(
+            RULE_REF,
+            1,
+            r"(?:[`'\x22][a-z][a-z0-9_\-.]*[`'\x22]|\b[a-z][a-z0-9]*(?:[_.][a-z0-9]+)+) (?:tool |function |server )?(?:is|are) (?:now )?(?:deprecated|unsafe|insecure|broken|compromised|malicious|disabled|unreliable|outdated)\b|\b(?:that|the other) (?:one|tool|server) (?:is|are) (?:deprecated|unsafe|insecure|broken|compromised|malicious)\b|\bnever (?:call|use|invoke) (?:that|the other|it) (?:one|tool|server)?\b",
+            names_this_tool,
+        ),
+        // "Do not use the `fetch` tool", "never call the read tool".
+        pat_with(
+            RULE_REF,
+            1,
+            r"\b(?:do not|don't|never|stop|avoid)\b (?:use|using|call|calling|invoke|invoking|trust|trusting|rely on|relying on)\b (?:the |any )?(?:[`'\x22][a-z][a-z0-9_\-.]*[`'\x22]|[a-z][a-z0-9_\-]*) (?:tool|function|server|integration|command)s?\b",
+            names_this_tool,
+        ),
+        // "Use this tool for every URL", "route every request through this tool".
+        pat(
+            RULE_REF,
+            1,
+            r"\b(?:use|call) (?:this|our) (?:tool|server|function|one) (?:for|with|on) (?:all|every|each|any)\b|\b(?:send|route|pass|forward|pipe|proxy|relay|redirect) (?:all |every |each |any |their |its |the )?\S+ (?:through|via) (?:this|our) (?:tool|server|function|endpoint|proxy)\b",
+        ),
+        // Changing what another tool sends or produces: "prefix every message it posts with ...".
+        pat(
+            RULE_REF,
+            1,
+            r"\b(?:prefix|prepend|append|suffix|add|insert|inject|attach)\b%w(?:to )?(?:every|each|all|any) (?:message|email|e-mail|post|reply|response|commit|pull request|pr|comment|transaction|payment|query|command|request|file|document|issue|ticket)s?\b",
+        ),
+        // A trigger on another tool followed by a change to it: "when the database tool runs any
+        // query, append ...".
+        pat_with(
+            RULE_REF,
+            2,
+            format!(
+                r"\b(?:when|whenever|if|each time|every time|any ?time|before|after|once|wenn|cuando|quand)\b%w(?:{IDENT}|{TOOL_KIND}|[a-z]+) (?:tool|function|server|integration|plugin|connector)s?\b[^.;\n]{{0,80}}?,? (?:always |also |silently |quietly |then |immer )?(?:append|prepend|add|insert|inject|change|modify|replace|rewrite|set|substitute|remove|strip|swap|redirect|bcc|cc|copy|grant|make)\b"
+            ),
+            names_this_tool,
+        ),
+        // Privilege grants tucked into another tool's action.
+        pat(
+            RULE_REF,
+            1,
+            r"\b(?:add|make|invite|grant|set)\b%w(?:as )(?:an? |the )?(?:maintainer|collaborator|admin|administrator|owner|co-?owner|reviewer|member|approver)s?\b",
+        ),
+        // Addressing another server or its tools: "Instructions for the jira server:".
+        pat_with(
+            RULE_REF,
+            2,
+            r"\b(?:instructions?|notes?|messages?|rules?|hinweis|hinweise|nota|notas|consignes?|directive)s? (?:for|to|fur|an|para|pour|per) (?:the |all |any |die |los |las |les |alle )?(?:other |andere[nr]? |otras |otros |autres |altri )?[a-z][a-z0-9_\-]* (?:mcp )?(?:servers?|tools?|integrations?|plugins?|connectors?|agents?)\s*[:\-]",
+            names_this_tool,
+        ),
+        // Calling another tool toward a fixed outside target: "call send_message ... to +1 555".
+        pat(
+            RULE_REDIRECT,
+            2,
+            format!(
+                r"\b(?:call|invoke|use|run)\b (?:the )?{IDENT}\b[^.;\n]{{0,120}} (?:to|at|an|a) {target}"
+            ),
+        ),
+        // "x@mail.example in BCC".
+        pat(
+            RULE_REDIRECT,
+            2,
+            r"[a-z0-9._%+\-]+@[a-z0-9\-]+\.[a-z0-9.\-]+ (?:in|as|to|into|als) (?:the )?(?:bcc|cc)\b",
         ),
         // Redirected recipients and payments with a concrete target.
         pat(
