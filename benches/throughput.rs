@@ -31,6 +31,7 @@ use serde_json::{Value, json};
 
 #[path = "fixture/mod.rs"]
 mod fixture;
+use fixture::process::{dir_bytes, memory_kb};
 use fixture::{Fixture, RULES};
 
 /// The source every fixture event carries (and the publisher serves).
@@ -330,35 +331,6 @@ fn run_child(phase: &str) -> BenchResult<()> {
     };
     println!("{report}");
     Ok(())
-}
-
-/// `(VmHWM, VmRSS)` of this process in kB.
-fn memory_kb() -> (u64, u64) {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    (field("VmHWM:"), field("VmRSS:"))
-}
-
-/// Bytes of every file under `dir`.
-fn dir_bytes(dir: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|e| match e.metadata() {
-            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
-            Ok(m) => m.len(),
-            Err(_) => 0,
-        })
-        .sum()
 }
 
 fn report(phase: &str, n: u64, elapsed: Duration, disk_bytes: u64, rss_before_kb: u64) -> Value {
