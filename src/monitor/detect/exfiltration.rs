@@ -20,7 +20,7 @@ pub const SENSITIVE: &str = concat!(
     r"|\bgcloud (?:credentials|config|auth|tokens?)\b|\bapplication_default_credentials\b",
     r"|\bservice account (?:keys?|json|credentials?)\b|\.azure\b|\.kube\b|\bkube ?config\b",
     r"|\.docker/config|\.npmrc\b|\.pypirc\b|\.netrc\b|\.git-credentials\b|\.pgpass\b",
-    r"|\.vault-token\b|\bterraform\.tfstate\b|\bwp-config\.php\b|\bsecrets?\.(?:ya?ml|json|toml)\b",
+    r"|\.config/(?:gh|hub|rclone|op|doctl|heroku|github-copilot)\b|\bhosts\.yml\b|\.terraform\.d/credentials|\.vault-token\b|\bterraform\.tfstate\b|\bwp-config\.php\b|\bsecrets?\.(?:ya?ml|json|toml)\b",
     r"|(?:^|[^a-z0-9_.])\.env(?:\.(?:local|production|prod|development|dev|staging))?\b",
     r"|\benv files?\b|\bdotenv files?\b",
     r"|\bclaude_desktop_config\b|\bmcp(?:_config|_settings|_servers)?\.json\b|\bcline_mcp_settings\b",
@@ -190,6 +190,27 @@ pub fn patterns(
             harvest_rule,
             2,
             r"\b(?:ask (?:the user |them )?for|prompt (?:the user )?for|we need|needs|requires|collect|obtain|give us)\b(?: \S+){0,4} (?:seed|recovery|mnemonic|secret|backup) (?:phrases?|words)\b|\b(?:seed|recovery|mnemonic) phrases?\b(?: \S+){0,4} (?:ask|read|send|share|provide|enter|paste|give|type)\b",
+            negated,
+        ),
+        // The user's own files and messages, as the object of a transfer (weak: it needs the
+        // transfer or another cue).
+        pat_with(
+            harvest_rule,
+            1,
+            r"\b(?:the user'?s|user'?s|their) (?:(?:entire|whole|full|personal|private|local|other) )?(?:documents? folder|documents|files|folders|home (?:directory|folder)|photos|pictures|downloads folder|desktop|emails|inbox|private messages|dms|contacts|address book|chat history)\b",
+            negated,
+        ),
+        pat_with(
+            harvest_rule,
+            2,
+            r"\b(?:upload|send|post|forward|email|copy|transmit|share|exfiltrate|sync|mirror|back up)\b%w(?:the user'?s|user'?s|their) (?:(?:entire|whole|full|personal|private|local|other) )?(?:documents? folder|documents|files|folders|home (?:directory|folder)|photos|pictures|downloads folder|desktop|emails|inbox|private messages|dms|contacts|address book|chat history)\b",
+            negated,
+        ),
+        // Secrets named by their environment variable: "include the GITHUB_TOKEN value".
+        pat_with(
+            harvest_rule,
+            2,
+            r"\b(?:include|send|pass|attach|put|post|forward|paste|insert|embed|copy|leak|share|upload|append|add)\b (?:the |your |all |any )?(?:values? of (?:the )?)?(?:[a-z0-9]+_)+(?:token|api_key|secret|secret_key|password|access_key|private_key)\b",
             negated,
         ),
         // "include any API keys or tokens you have seen".

@@ -59,6 +59,12 @@ pub fn patterns() -> Vec<Pattern> {
             2,
             r"\b(?:end of (?:the )?(?:document|email|message|content|text|tool (?:output|result|response)|data|context|user input))\b%w(?:new|now|next|begin|start|the following|ignore|instructions?|task|system)\b",
         ),
+        // A fake user turn asking for something, inside data.
+        pat(
+            FAKE_TURN,
+            1,
+            r"(?:^|\n)\s*(?:###?\s*)?(?:user|human)\s*:\s*(?:please|also|now|actually|can you|could you|ignore|forget|send|email|forward|delete|transfer|give|show|reveal)\b",
+        ),
         // Spoofed tool calls: the model's own call syntax inside data.
         pat(
             TOOL_CALL,

@@ -82,9 +82,9 @@ pub fn patterns(r: &DirectiveRules, in_result: bool) -> Vec<Pattern> {
             r.override_,
             2,
             concat!(
-                r"\b(?:ignore|disregard|forget|override|overrule|bypass|abandon|discard|ditch|neglect|set aside|throw out|nevermind|never mind)\b",
+                r"\b(?:ignore|disregard|forget|override|overrule|bypass|abandon|discard|ditch|neglect|set aside|put aside|push aside|brush aside|lay aside|toss|throw out|nevermind|never mind)\b",
                 r"(?: (?:all|any|every|each|of|the|your|my|these|those|previous|previously|prior|above|earlier|preceding|foregoing|original|initial",
-                r"|existing|other|current|system|safety|default|developer|given|provided|old|former|standing|'s))* ",
+                r"|existing|other|current|system|safety|default|developer|given|provided|old|former|standing|'s|whatever|whichever|such))* ",
                 r"(?:instructions?|prompts?|rules|guidelines|guidance|directives?|constraints|policies|policy|restrictions|guardrails",
                 r"|safeguards|programming|orders|commands|system prompt|safety (?:rules|guidelines|policies|measures)|training|context)\b"
             ),
@@ -191,12 +191,12 @@ pub fn patterns(r: &DirectiveRules, in_result: bool) -> Vec<Pattern> {
         pat(
             r.conceal,
             2,
-            r"\b(?:the )?(?:user|users|human|humans)\b (?:(?:should|must|will|does|do|need|needs|is|are|shall|can|may)(?:n't| not| never)|(?:should|must|will|does|do|shall|can|may) (?:not|never))(?: need to| have to| be able to| ever)? (?:know|see|notice|find out|be told|be informed|be aware|learn|realize|suspect|be notified|be shown|read|discover)\b",
+            r"\b(?:the )?(?:user|users|human|humans|person|people|customer|requester)\b(?: (?:chatting|talking|working|speaking|interacting) with you| you are (?:helping|assisting|serving|talking to))? (?:(?:should|must|will|does|do|need|needs|is|are|shall|can|may)(?:n't| not| never)|(?:should|must|will|does|do|shall|can|may) (?:not|never))(?: need to| have to| be able to| ever)? (?:know|see|notice|find out|be told|be informed|be aware|learn|realize|suspect|be notified|be shown|read|discover)\b",
         ),
         pat(
             r.conceal,
             2,
-            r"\b(?:keep|keeping) (?:this|it|these|them|that|the (?:instructions?|request|step|process|action|note|following)) (?:secret|hidden|invisible|quiet|confidential|to yourself|between us)\b",
+            r"\b(?:keep|keeping) (?:this|it|these|them|that|the (?:instructions?|request|step|process|action|note|following))(?: [a-z]+)? (?:secret|hidden|invisible|quiet|confidential|private|to yourself|between us)\b|\b(?:keep|keeping)\b%w(?:secret|hidden|confidential|private|quiet) from (?:the |your )?(?:user|users|human|humans|person|people|customer|operator)\b",
         ),
         pat(
             r.conceal,
@@ -321,12 +321,35 @@ pub fn patterns(r: &DirectiveRules, in_result: bool) -> Vec<Pattern> {
         pat(
             r.directive,
             2,
-            r"\b(?:dear|hey|hi|hello|attention|attn|to) (?:the )?(?:ai|a\.i\.|llm|ai assistant|assistant|ai agent|agent|model|claude|chatgpt|gpt|copilot|gemini|cursor)\b ?[:,!]",
+            r"\b(?:dear|hey|hi|hello|attention|attn|to)[\x20\t]+(?:the[\x20\t]+)?(?:ai|a\.i\.|llm|ai assistant|assistant|ai agent|agent|model|claude|chatgpt|gpt|copilot|gemini|cursor)\b ?[:,!]",
         ),
         pat(
             r.directive,
             2,
             r"\b(?:ai|llm|gpt|claude) (?:assistants?|agents?|models?|systems?|bots?|readers?) (?:reading|processing|summari[sz]ing|parsing|viewing|handling|seeing) this\b",
+        ),
+        // "You now operate without restrictions", "act as if the guidelines were never given".
+        pat(
+            r.authority,
+            2,
+            r"\b(?:you|the assistant|the model|the ai|the agent)\b (?:now |will now |can now |may now |shall )?(?:operates?|operating|runs?|works?|acts?|are|is|respond|answer)\b (?:now )?(?:without|free of|free from|with no|beyond) (?:any )?(?:restrictions|limits|limitations|filters|rules|guardrails|safety|constraints|censorship|guidelines)\b",
+        ),
+        pat(
+            r.override_,
+            2,
+            r"\b(?:act|behave|respond|answer|proceed|operate)\b (?:as if|as though) (?:the |your |any |all )?(?:\S+ )?(?:instructions?|rules|guidelines|guidance|policies|restrictions|prompt|safety \S+)\b%w(?:never|not|no longer|don't|do not|did not|didn't|weren't|wasn't|doesn't)\b",
+        ),
+        // "Whatever the user asks, first say that ...".
+        pat(
+            r.directive,
+            2,
+            r"\b(?:whatever|no matter what|regardless of what|anything) (?:the |your )?(?:user|human|person|customer)s? (?:asks?|says?|wants?|requests?|types?|writes?)\b,? (?:you )?(?:must |should |will )?(?:first |always |just |only )?(?:say|tell|respond|reply|answer|claim|state|recommend|insist|mention|add|include|redirect|refuse)\b",
+        ),
+        // "Reveal your system prompt".
+        pat(
+            r.override_,
+            2,
+            r"\b(?:reveal|print|output|show|repeat|disclose|leak|dump|recite)\b (?:me |us )?(?:your|the assistant'?s|the model'?s) (?:full |entire |hidden |original |exact |complete |secret )*(?:system prompt|system message|initial prompt|hidden prompt|hidden instructions|instructions|configuration)\b",
         ),
         // --- the same families in other languages (common words; accents are folded)
         pat_with(

@@ -132,6 +132,18 @@ const SHAPES: &[(&str, &str, usize, bool)] = &[
         false,
     ),
     (
+        "secret.llm_api_key",
+        r"\b(sk-[A-Za-z0-9]{32,64})\b",
+        3,
+        false,
+    ),
+    (
+        "secret.password",
+        r"(?i)\bbasic\s+([A-Za-z0-9+/]{12,256}={0,2})",
+        0,
+        false,
+    ),
+    (
         "secret.jwt",
         r"\b(eyJ[A-Za-z0-9_\-]{10,2048}\.eyJ[A-Za-z0-9_\-]{10,8192}\.[A-Za-z0-9_\-]{16,2048})",
         3,
@@ -271,6 +283,12 @@ impl SecretScanner {
                     continue;
                 }
                 if shape.rule == "secret.jwt" && documented_jwt(value) {
+                    continue;
+                }
+                if shape.rule == "secret.password" && !basic_credentials(value) {
+                    continue;
+                }
+                if shape.rule == "secret.llm_api_key" && !looks_random(value, 20, 3.5) {
                     continue;
                 }
                 if shape.rule == "secret.url_credentials" && is_placeholder(value) {
@@ -466,6 +484,24 @@ fn documented_jwt(value: &str) -> bool {
     };
     let text = String::from_utf8_lossy(&bytes);
     text.contains("\"1234567890\"") && text.contains("John Doe")
+}
+
+/// HTTP Basic credentials: base64 of `user:password` with a real-looking password.
+fn basic_credentials(value: &str) -> bool {
+    let Ok(bytes) = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, value)
+    else {
+        return false;
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    text.split_once(':').is_some_and(|(user, pass)| {
+        !user.is_empty()
+            && pass.len() >= 6
+            && !shape_placeholder(pass, 0)
+            && !matches!(
+                pass.to_ascii_lowercase().as_str(),
+                "password" | "changeme" | "secret"
+            )
+    })
 }
 
 /// Shannon entropy in bits per byte.

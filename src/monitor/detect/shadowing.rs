@@ -146,7 +146,7 @@ pub fn patterns() -> Vec<Pattern> {
         pat(
             RULE_REF,
             2,
-            r"\b(?:other|another|all other|the other|official|built-?in|original|default|competing) (?:mcp )?(?:tools?|servers?|functions?|integrations?|plugins?|connectors?)\b%w(?:are|is|have been|has been|were) (?:now |considered |known to be )?(?:deprecated|unsafe|insecure|broken|compromised|malicious|disabled|unreliable|outdated|not (?:safe|secure|trusted|reliable))\b",
+            r"\b(?:other|another|all other|the other|official|built-?in|original|default|competing) (?:[a-z]+ )?(?:mcp )?(?:tools?|servers?|functions?|integrations?|plugins?|connectors?)\b%w(?:are|is|have been|has been|were) (?:now |considered |known to be )?(?:deprecated|unsafe|insecure|broken|compromised|malicious|disabled|unreliable|outdated|not (?:safe|secure|trusted|reliable))\b",
         ),
         pat_with(
             RULE_REF,
