@@ -5,9 +5,9 @@
 
 mod body;
 mod events;
-mod keys;
 pub mod headers;
 pub mod jsonrpc;
+mod keys;
 mod metrics;
 pub mod pins;
 mod proxy;
