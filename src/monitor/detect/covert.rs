@@ -20,11 +20,12 @@ fn leak_object() -> String {
         concat!(
             r"(?:\b(?:entire|full|complete|whole|all|every|previous|prior|recent|earlier|preceding|past|last|verbatim|raw|exact)\b%w",
             r"(?:conversation|chat|dialog(?:ue)?|messages?|message history|history|transcript|prompts?|instructions|thread|exchange)s?\b",
-            r"|\bsystem (?:prompt|message|instructions)\b|\b(?:conversation|chat|message|dialog(?:ue)?) (?:history|log|transcript|so far|context|contents?)\b",
+            r"|\b(?:your|its|current|full|entire|exact|verbatim|hidden|complete|original) system (?:prompt|message|instructions)\b|\b(?:conversation|chat|message|dialog(?:ue)?) (?:history|log|transcript|so far|context|contents?)\b",
             r"|\b(?:user'?s?|human'?s?) (?:previous |prior |earlier |recent )?(?:messages|prompts|queries|requests|conversation|inputs)\b|\bcontext window\b",
             r"|\b(?:contents?|text) of (?:any|all|every|each|the|your)(?: (?:last|previous|recent|most recent|latest|other))? (?:files?|documents?|pages?|emails?)\b%w(?:read|opened|accessed|seen|viewed|loaded|processed)\b",
             r"|\b(?:your|the assistant'?s|the model'?s|the ai'?s|its)(?: (?:own|complete|full|entire|hidden|internal|exact|original|current|secret|private))* (?:system (?:prompt|message|instructions)|instructions|prompt|guidelines|configuration|chain of thought|reasoning|thoughts|memory|tool list|available tools)\b",
             r"|\b(?:every|all|each|the list of|list of) (?:the )?(?:tools?|functions?)\b%w(?:available to you|you (?:have|can (?:use|call|access))|at your disposal)",
+            r"|\b(?:text|contents?|outputs?|results?) of (?:the |your )?(?:last|previous|recent|prior|other|earlier)(?: \d+| few| several)? (?:tool (?:results?|outputs?|calls?|responses?)|function (?:results?|outputs?)|files?|documents?|messages|emails)\b",
             r"|\b(?:gathered|collected|taken|extracted|pulled|scraped|inferred|harvested|copied|obtained|learned|found) (?:from|in) (?:the |this |our )?(?:chat|conversation|context|dialog(?:ue)?|messages|history|session|transcript)\b",
             r"|\{{\{{\s*[a-z_.]*(?:conversation|chat|history|messages|system_prompt|transcript|secret|api_key|credentials|password)[a-z_.]*\s*\}}\}}",
             r"|\b(?:everything|anything|all|whatever) (?:that )?(?:the user|the human|they|you) (?:has |have |had )?(?:said|typed|written|wrote|shared|asked|told you|sent|pasted|uploaded|mentioned)\b",

@@ -30,7 +30,7 @@ pub const SENSITIVE: &str = concat!(
     r"|cookie (?:jar|store|database|db)|history|browsing history|passwords?|login data|profiles?",
     r"|session (?:data|tokens?|storage)|local storage|autofill(?: data)?|credentials|keychain)\b",
     r"|\bcookies\.sqlite\b|\blogin data\b|\bkey[34]\.db\b|\blogins\.json\b",
-    r"|\bsaved (?:passwords|credentials|logins)\b|\bpassword (?:manager|store|vault|database)s?\b",
+    r"|\bsaved (?:browser |chrome |firefox |safari |edge )?(?:passwords|credentials|logins)\b|\b(?:wi-?fi|wireless|wlan|network) (?:passwords?|keys|credentials|psks?)\b|\bpassword (?:manager|store|vault|database)s?\b",
     r"|\bkeychains?\b|\bkeepass|\.password-store\b|\b1password\b|\bbitwarden\b|\blastpass\b",
     r"|/etc/(?:passwd|shadow|sudoers|gshadow|master\.passwd)\b|\bntds\.dit\b",
     r"|\.(?:bash|zsh|sh|python|node_repl|psql|mysql)_history\b|\b(?:shell|bash|zsh|terminal|command) history\b",

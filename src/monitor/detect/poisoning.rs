@@ -22,6 +22,11 @@ pub struct DirectiveRules {
     pub directive: &'static str,
 }
 
+/// A word as it reads in the matching copy (look-alike letters folded), regex-escaped.
+fn fold_word(word: &str) -> String {
+    regex::escape(&super::normalize::Normalized::new(word).text).replace(' ', r"\s+")
+}
+
 fn negated(text: &str, start: usize, _end: usize) -> bool {
     negated_before(text, start)
 }
@@ -74,7 +79,7 @@ pub fn patterns(r: &DirectiveRules, in_result: bool) -> Vec<Pattern> {
         ),
         pat(
             r.tag,
-            2,
+            if in_result { 1 } else { 2 },
             r"(?:^|\n)\s*#{1,4} (?:system (?:prompt|message|instructions?|override)|new instructions?|instructions for (?:the )?(?:ai|assistant|model|agent|llm))\b",
         ),
         // --- overriding what came before
@@ -85,7 +90,7 @@ pub fn patterns(r: &DirectiveRules, in_result: bool) -> Vec<Pattern> {
                 r"\b(?:ignore|disregard|forget|override|overrule|bypass|abandon|discard|ditch|neglect|set aside|put aside|push aside|brush aside|lay aside|toss|throw out|nevermind|never mind)\b",
                 r"(?: (?:all|any|every|each|of|the|your|my|these|those|previous|previously|prior|above|earlier|preceding|foregoing|original|initial",
                 r"|existing|other|current|system|safety|default|developer|given|provided|old|former|standing|'s|whatever|whichever|such))* ",
-                r"(?:instructions?|prompts?|rules|guidelines|guidance|directives?|constraints|policies|policy|restrictions|guardrails",
+                r"(?:instructions?|prompts?|rules|guidelines|guidance|directives?|directions|constraints|policies|policy|restrictions|guardrails",
                 r"|safeguards|programming|orders|commands|system prompt|safety (?:rules|guidelines|policies|measures)|training|context)\b"
             ),
             if in_result {
@@ -103,7 +108,7 @@ pub fn patterns(r: &DirectiveRules, in_result: bool) -> Vec<Pattern> {
         pat(
             r.override_,
             2,
-            r"\b(?:previous|prior|earlier|original|initial|other|existing|system|developer'?s?|default|old)\b%w(?:instructions?|rules|guidelines|guidance|directives?|policies|prompts?|restrictions)\b%w(?:(?:is|are|were|was) (?:now |hereby )?(?:void|null|obsolete|cancell?ed|revoked|superseded|invalid|outdated|suspended|lifted|disabled|overridden)|no longer (?:apply|applies|valid|relevant|in effect|matter))\b",
+            r"\b(?:previous|prior|earlier|original|initial|other|existing|system|developer'?s?|default|old)\b%w(?:instructions?|rules|guidelines|guidance|directives?|directions|policies|prompts?|restrictions|orders)\b%w(?:(?:is|are|were|was) (?:now |hereby )?(?:void|null|obsolete|cancell?ed|revoked|superseded|invalid|outdated|suspended|lifted|disabled|overridden)|no longer (?:apply|applies|valid|relevant|in effect|matter))\b",
         ),
         pat(
             r.override_,
@@ -181,7 +186,7 @@ pub fn patterns(r: &DirectiveRules, in_result: bool) -> Vec<Pattern> {
             r.conceal,
             2,
             concat!(
-                r"\b(?:do not|don't|dont|never|must not|mustn't|should not|shouldn't|cannot|can't|avoid|refrain from|without) ",
+                r"\b(?:do not|don't|dont|never|must not|mustn't|should not|shouldn't|cannot|can't|avoid|refrain from|without|under no circumstances|in no case|at no point) ",
                 r"(?:ever )?(?:tell|telling|inform|informing|mention|mentioning|notify|notifying|alert|alerting|reveal|revealing|disclose",
                 r"|disclosing|warn|warning|bring up|bringing up|acknowledge|acknowledging|let|letting)\b",
                 r"(?: (?:it|this|that|these|them|anything|any of (?:this|it)|about (?:this|it|that|these)|the (?:instructions?|steps?|details?)))?",
@@ -214,7 +219,7 @@ pub fn patterns(r: &DirectiveRules, in_result: bool) -> Vec<Pattern> {
             concat!(
                 r"\b(?:silently|secretly|covertly|quietly|discreetly|stealthily|surreptitiously|invisibly|behind the scenes|behind the user'?s back)\b",
                 r",? (?:also )?(?:read|send|include|forward|copy|upload|call|invoke|run|execute|add|attach|append|change|modify|replace",
-                r"|redirect|pass|bcc|cc|collect|exfiltrate|transfer|post|email|delete|write|fetch|access|retrieve|grab|extract|use|save|store|log|record)\b"
+                r"|redirect|pass|bcc|cc|collect|exfiltrate|transfer|post|email|delete|write|fetch|access|retrieve|grab|extract|use|save|store|log|record|visit|open|load|ping|browse|navigate|request|contact|notify)\b"
             ),
         ),
         pat(
@@ -350,6 +355,33 @@ pub fn patterns(r: &DirectiveRules, in_result: bool) -> Vec<Pattern> {
             r.override_,
             2,
             r"\b(?:reveal|print|output|show|repeat|disclose|leak|dump|recite)\b (?:me |us )?(?:your|the assistant'?s|the model'?s) (?:full |entire |hidden |original |exact |complete |secret )*(?:system prompt|system message|initial prompt|hidden prompt|hidden instructions|instructions|configuration)\b",
+        ),
+        // "Only this description counts now".
+        pat(
+            r.override_,
+            2,
+            r"\bonly (?:this|these|the following|my|our) (?:description|text|note|notes|instructions?|message|section|rules|directions)s? (?:counts?|matters?|applies|apply|is valid|are valid|should be followed|must be followed)\b",
+        ),
+        // Addressing the model in parentheses: "when you (the model) read this".
+        pat(
+            r.directive,
+            2,
+            r"\byou \((?:the |an? )?(?:model|assistant|ai|llm|agent|bot|language model)\)",
+        ),
+        // Russian and CJK overrides (the copy folds Cyrillic look-alikes, so the Russian stems
+        // are matched on their folded forms).
+        pat(
+            r.override_,
+            2,
+            format!(
+                r"(?:{}|{}|{})[^\n]{{0,60}}?(?:{}|{}|{})|(?:忽略|无视|無視|忘记|忘記|不要理会)[^\n]{{0,40}}?(?:指令|指示|说明|說明|规则|規則|命令|提示)",
+                fold_word("игнорир"),
+                fold_word("забуд"),
+                fold_word("не обращай"),
+                fold_word("инструкци"),
+                fold_word("правил"),
+                fold_word("указани")
+            ),
         ),
         // --- the same families in other languages (common words; accents are folded)
         pat_with(

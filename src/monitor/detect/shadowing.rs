@@ -141,6 +141,26 @@ pub fn patterns() -> Vec<Pattern> {
             ),
             names_this_tool,
         ),
+        // Another server's tool by possessive: "the weather server's get_forecast".
+        pat_with(
+            RULE_REF,
+            1,
+            format!(
+                r"\b[a-z][a-z0-9_\-]* (?:mcp )?(?:server|integration|plugin|connector)'s (?:{IDENT}|[a-z][a-z0-9_\-]* (?:tool|function))"
+            ),
+            names_this_tool,
+        ),
+        // "Prefer this to ...", "it is the official one".
+        pat(
+            RULE_REF,
+            1,
+            r"\bprefer (?:this|our) (?:tool |server |function |one )?(?:to|over|instead of|rather than)\b",
+        ),
+        pat(
+            RULE_REF,
+            1,
+            r"\b(?:this|it|ours) is the (?:official|real|genuine|only trusted|authentic|correct) (?:one|tool|server|source|version|implementation)\b",
+        ),
         // Disparaging other tools: "other servers are deprecated and unsafe", "the `fetch` tool
         // is broken".
         pat(
