@@ -213,7 +213,7 @@ pub fn patterns() -> Vec<Pattern> {
         pat_with(
             RULE_REF,
             2,
-            r"\b(?:instructions?|notes?|messages?|rules?|hinweis|hinweise|nota|notas|consignes?|directive)s? (?:for|to|fur|an|para|pour|per) (?:the |all |any |die |los |las |les |alle )?(?:other |andere[nr]? |otras |otros |autres |altri )?[a-z][a-z0-9_\-]* (?:mcp )?(?:servers?|tools?|integrations?|plugins?|connectors?|agents?)\s*[:\-]",
+            r"\b(?:instructions?|rules?|hinweise|consignes?|directives?|orders|instrucciones)s? (?:for|to|fur|an|para|pour|per) (?:the |all |any |die |los |las |les |alle )?(?:other |andere[nr]? |otras |otros |autres |altri )?[a-z][a-z0-9_\-]* (?:mcp )?(?:servers?|tools?|integrations?|plugins?|connectors?|agents?)\s*[:\-]|\b(?:notes?|messages?|hinweis|nota|notas|memo)s? (?:for|to|fur|an|para|pour|per) (?:the |all |any |die |los |las |les |alle )?(?:other|andere[nr]?|otras|otros|autres|altri) [a-z][a-z0-9_\-]* ?(?:mcp )?(?:servers?|tools?|integrations?|plugins?|connectors?|agents?)?\s*[:\-]",
             names_this_tool,
         ),
         // Calling another tool toward a fixed outside target: "call send_message ... to +1 555".
