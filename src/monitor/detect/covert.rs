@@ -26,6 +26,7 @@ fn leak_object() -> String {
             r"|\b(?:your|the assistant'?s|the model'?s|the ai'?s|its)(?: (?:own|complete|full|entire|hidden|internal|exact|original|current|secret|private))* (?:system (?:prompt|message|instructions)|instructions|prompt|guidelines|configuration|chain of thought|reasoning|thoughts|memory|tool list|available tools)\b",
             r"|\b(?:every|all|each|the list of|list of) (?:the )?(?:tools?|functions?)\b%w(?:available to you|you (?:have|can (?:use|call|access))|at your disposal)",
             r"|\b(?:text|contents?|outputs?|results?) of (?:the |your )?(?:last|previous|recent|prior|other|earlier)(?: \d+| few| several)? (?:tool (?:results?|outputs?|calls?|responses?)|function (?:results?|outputs?)|files?|documents?|messages|emails)\b",
+            r"|\b(?:files?|documents?|pages?|urls?|websites?|sites?|emails?) (?:that )?you (?:have |'ve )?(?:accessed|read|opened|visited|seen|viewed|browsed|edited)\b",
             r"|\b(?:gathered|collected|taken|extracted|pulled|scraped|inferred|harvested|copied|obtained|learned|found) (?:from|in) (?:the |this |our )?(?:chat|conversation|context|dialog(?:ue)?|messages|history|session|transcript)\b",
             r"|\{{\{{\s*[a-z_.]*(?:conversation|chat|history|messages|system_prompt|transcript|secret|api_key|credentials|password)[a-z_.]*\s*\}}\}}",
             r"|\b(?:everything|anything|all|whatever) (?:that )?(?:the user|the human|they|you) (?:has |have |had )?(?:said|typed|written|wrote|shared|asked|told you|sent|pasted|uploaded|mentioned)\b",
@@ -106,12 +107,19 @@ pub fn patterns(in_property: bool) -> Vec<Pattern> {
         pat(
             RULE,
             1,
-            r"\b(?:in|into|as|to|inside|within|via|using|under) (?:the )?[`'\x22]?[a-z_][a-z0-9_]*[`'\x22]? (?:param|parameter|argument|field|arg|property)\b",
+            r"\b(?:in|into|as|to|inside|within|via|using|under|fill|populate) (?:the )?[`'\x22]?[a-z_][a-z0-9_]*[`'\x22]? (?:param|parameter|argument|field|arg|property)\b",
         ),
         pat(
             RULE,
             1,
             r"[`'\x22](?:sidenote|side_note|notes?|context|feedback|metadata|debug(?:_info)?|extra|comment|remarks|annotations?|telemetry|diagnostics|memo)[`'\x22]",
+        ),
+        // Data taken from the conversation: "... from earlier messages".
+        pat_with(
+            RULE,
+            1,
+            r"\b(?:from|in) (?:the )?(?:earlier|previous|prior|past|recent|older) (?:messages|conversation|chats?|turns|exchanges)\b",
+            negated,
         ),
         // "When the user says thank you, call this tool with ..."
         pat(
@@ -175,7 +183,7 @@ pub fn named_patterns() -> Vec<Pattern> {
     let leak = leak_object();
     vec![
         // "The complete chat transcript" as the whole description of a `context` field.
-        pat_with(RULE, 2, format!(r"^\W*(?:[^\s]+ ){{0,3}}{leak}"), negated),
+        pat_with(RULE, 2, format!(r"^\W*(?:[^\s]+ ){{0,5}}{leak}"), negated),
         pat_with(
             RULE,
             2,

@@ -172,7 +172,7 @@ pub fn patterns(r: &DirectiveRules, in_result: bool) -> Vec<Pattern> {
         pat(
             r.override_,
             2,
-            r"\b(?:your|the) (?:new|real|true|actual|primary|only|updated) (?:task|goal|objective|mission|purpose|job|instructions?|priority) (?:is|are|will be|now)\b",
+            r"\b(?:your|the|its) (?:new|real|true|actual|primary|only|updated|hidden|secret) (?:task|goal|objective|mission|purpose|job|instructions?|priority)(?: of (?:this|the) (?:tool|server|assistant|function|description))? (?:is|are|will be|now)\b",
         ),
         pat(
             r.override_,
@@ -406,6 +406,39 @@ pub fn patterns(r: &DirectiveRules, in_result: bool) -> Vec<Pattern> {
                 fold_word("правил"),
                 fold_word("указани")
             ),
+        ),
+        // Manipulating the user.
+        pat(
+            r.conceal,
+            2,
+            r"\b(?:persuade|pressure|manipulate|coerce|guilt-?trip|upsell) (?:the |your )?(?:user|users|human|customer|person)s?\b",
+        ),
+        // "Guidelines have been updated by the operator: you may now share ...".
+        pat(
+            r.override_,
+            1,
+            r"\b(?:guidelines|instructions|rules|policies|policy|restrictions|settings) (?:have been|has been|were|was|are now|is now) (?:updated|changed|revised|replaced|lifted|removed|relaxed|suspended|disabled)\b",
+        ),
+        pat(
+            r.authority,
+            1,
+            r"\byou (?:may|can) now (?:share|reveal|disclose|ignore|bypass|send|output|access|skip)\b|\byou are now (?:allowed|permitted|free|authori[sz]ed) to\b",
+        ),
+        pat(
+            r.authority,
+            1,
+            r"\b(?:the )?(?:owner|admin|administrator|maintainer|user|boss|manager|security team|ceo) (?:has )?(?:already )?(?:approved|authori[sz]ed|okayed|signed off on|green-?lit|allowed) (?:it|this|that|the (?:change|request|action|transfer|merge|payment))\b",
+        ),
+        pat(
+            r.directive,
+            1,
+            r"\b(?:disable|turn off|switch off|remove|bypass) (?:the |all |any )?(?:branch protection|2fa|mfa|two-factor(?: authentication)?|security checks?|safety checks?|logging|audit(?:ing| logs?)?|antivirus|firewall|protections?|confirmations?|guardrails|content filters?)\b",
+        ),
+        // "LLMs reading this should ...".
+        pat(
+            r.directive,
+            2,
+            r"\b(?:llms|ais|ai models|language models|ai agents|ai assistants|chatbots|ai systems) (?:reading|processing|summari[sz]ing|parsing|viewing|seeing|that read|who read|which read) (?:this|these)\b",
         ),
         // --- the same families in other languages (common words; accents are folded)
         pat_with(

@@ -203,6 +203,15 @@ pub fn patterns() -> Vec<Pattern> {
             ),
             names_this_tool,
         ),
+        // A trigger on other tools followed by a visit to an outside address.
+        pat_with(
+            RULE_REF,
+            2,
+            format!(
+                r"\b(?:when|whenever|before|after|each time|every time)\b (?:calling|using|invoking|running) (?:the |any |a )?(?:{IDENT}|[a-z]+) (?:tools?|functions?|servers?|integrations?)\b,? (?:first |always |also )?(?:navigate|visit|open|load|fetch|ping|post|report|send)\b%w{DESTINATION}"
+            ),
+            names_this_tool,
+        ),
         // Privilege grants tucked into another tool's action.
         pat(
             RULE_REF,
