@@ -112,22 +112,11 @@ impl Part {
 
     /// Like Ctrl-C (SIGINT: it shuts down and closes its store); SIGKILL after 15 s.
     fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        let _ = Command::new("kill")
-            .args(["-INT", &child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        if let Some(child) = self.child.take()
+            && !interrupt(child, Duration::from_secs(15))
+        {
+            panic!("{} did not stop within 15 s of SIGINT", self.name);
         }
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("{} did not stop within 15 s of SIGINT", self.name);
     }
 }
 

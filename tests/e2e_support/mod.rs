@@ -273,21 +273,9 @@ impl Replay {
     /// Stops the child like Ctrl-C (SIGINT: it shuts down and closes its store), SIGKILL after
     /// 10 s.
     pub fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        let _ = Command::new("kill")
-            .args(["-INT", &child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        if let Some(child) = self.child.take() {
+            interrupt(child, Duration::from_secs(10));
         }
-        let _ = child.kill();
-        let _ = child.wait();
     }
 
     /// Waits until the current run has published the whole file; returns the head it reported.
@@ -683,4 +671,22 @@ pub fn events_of(store: &Store, source: &str) -> Vec<StoredEvent> {
 /// The parsed JSON of a stored event.
 pub fn json(event: &StoredEvent) -> serde_json::Value {
     serde_json::from_str(&event.json).expect("stored event is JSON")
+}
+
+/// Stops a child like Ctrl-C (SIGINT: a role shuts down and closes its store) and reaps it;
+/// SIGKILL when it is still running after `grace`. True when it stopped on its own.
+pub fn interrupt(mut child: Child, grace: Duration) -> bool {
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    false
 }
