@@ -62,7 +62,7 @@ use tokio::sync::watch;
 
 #[path = "fixture/mod.rs"]
 mod fixture;
-use fixture::process::{dir_bytes, memory_kb};
+use fixture::process::{dir_bytes, memory_kb, work_dir};
 use fixture::{Fixture, RULES};
 
 /// The source of the stored fixture events.
@@ -152,20 +152,7 @@ fn run_parent() -> BenchResult<()> {
     let n = event_count()?;
     let m = stream_count(n);
     let big = std::env::var("MCPSOC_BENCH_BIG").is_ok_and(|v| v == "1");
-    let (_temp, dir) = match std::env::var_os("MCPSOC_BENCH_DIR") {
-        Some(d) => {
-            let d = PathBuf::from(d);
-            std::fs::create_dir_all(&d)?;
-            (None, d)
-        }
-        None => {
-            let t = tempfile::Builder::new()
-                .prefix("mcpsoc-console-")
-                .tempdir()?;
-            let d = t.path().to_path_buf();
-            (Some(t), d)
-        }
-    };
+    let (_temp, dir) = work_dir("mcpsoc-console-")?;
     for sub in [
         "console",
         "publisher",

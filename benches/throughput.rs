@@ -31,7 +31,7 @@ use serde_json::{Value, json};
 
 #[path = "fixture/mod.rs"]
 mod fixture;
-use fixture::process::{dir_bytes, memory_kb};
+use fixture::process::{dir_bytes, memory_kb, work_dir};
 use fixture::{Fixture, RULES};
 
 /// The source every fixture event carries (and the publisher serves).
@@ -105,20 +105,7 @@ fn event_count() -> BenchResult<u64> {
 
 fn run_parent() -> BenchResult<()> {
     let n = event_count()?;
-    let (_temp, dir) = match std::env::var_os("MCPSOC_BENCH_DIR") {
-        Some(d) => {
-            let d = PathBuf::from(d);
-            std::fs::create_dir_all(&d)?;
-            (None, d)
-        }
-        None => {
-            let t = tempfile::Builder::new()
-                .prefix("mcpsoc-throughput-")
-                .tempdir()?;
-            let d = t.path().to_path_buf();
-            (Some(t), d)
-        }
-    };
+    let (_temp, dir) = work_dir("mcpsoc-throughput-")?;
     for sub in ["ceiling", "store", "subscriber"] {
         let p = dir.join(sub);
         if p.exists() {

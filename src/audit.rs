@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::cli::AuditCommand;
 use crate::config::Config;
-use crate::store::chain::{ChainReport, Start, Verifier};
+use crate::store::chain::{ChainReport, Position, Start, Verifier};
 
 /// Runs `mcpsoc audit ...`.
 pub fn run(config: &Config, data: Option<&Path>, command: &AuditCommand) -> anyhow::Result<()> {
@@ -52,18 +52,13 @@ fn verify_store(
 /// Checks the chains of JSON lines as `mcpsoc export` writes them (each source's events in
 /// sequence order). A copy begins wherever it begins: its first link is taken as given.
 pub fn verify_lines(lines: impl BufRead, only: Option<&str>) -> anyhow::Result<Vec<ChainReport>> {
-    #[derive(serde::Deserialize)]
-    struct Position {
-        source: String,
-        sequence: u64,
-    }
     let mut verifiers: BTreeMap<String, Verifier> = BTreeMap::new();
     for (n, line) in lines.lines().enumerate() {
         let line = line.with_context(|| format!("line {}: cannot read", n + 1))?;
         if line.trim().is_empty() {
             continue;
         }
-        let position: Position = serde_json::from_str(&line)
+        let position = Position::of(&line)
             .with_context(|| format!("line {}: not an event with source and sequence", n + 1))?;
         if only.is_some_and(|o| o != position.source) {
             continue;

@@ -154,7 +154,7 @@ where
 /// an SSE stream.
 pub fn messages(content_type: &str, body: &[u8]) -> Vec<serde_json::Value> {
     if content_type.starts_with("text/event-stream") {
-        sse_data(body)
+        super::sse::payloads(body)
             .iter()
             .filter_map(|d| serde_json::from_str(d).ok())
             .collect()
@@ -163,48 +163,14 @@ pub fn messages(content_type: &str, body: &[u8]) -> Vec<serde_json::Value> {
     }
 }
 
-/// The data payloads of the events in an SSE text (multi-line data joined with `\n`).
-pub fn sse_data(body: &[u8]) -> Vec<String> {
-    let text = String::from_utf8_lossy(body);
-    let mut out = Vec::new();
-    let mut current: Option<String> = None;
-    for line in text.split('\n') {
-        let line = line.strip_suffix('\r').unwrap_or(line);
-        if line.is_empty() {
-            if let Some(data) = current.take() {
-                out.push(data);
-            }
-            continue;
-        }
-        if let Some(rest) = line.strip_prefix("data:") {
-            let rest = rest.strip_prefix(' ').unwrap_or(rest);
-            match &mut current {
-                Some(data) => {
-                    data.push('\n');
-                    data.push_str(rest);
-                }
-                None => current = Some(rest.to_string()),
-            }
-        }
-    }
-    if let Some(data) = current {
-        out.push(data);
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn sse_payloads_are_joined_per_event() {
+    fn messages_are_read_from_json_or_from_each_sse_event() {
         let body =
             b"event: message\nid: 1\ndata: {\"a\":\ndata: 1}\n\n: comment\ndata: {\"b\":2}\r\n\r\n";
-        assert_eq!(
-            sse_data(body),
-            vec!["{\"a\":\n1}".to_string(), "{\"b\":2}".to_string()]
-        );
         let msgs = messages("text/event-stream", body);
         assert_eq!(msgs.len(), 2);
         assert_eq!(messages("application/json", b"{\"x\":1}").len(), 1);

@@ -42,6 +42,11 @@ impl EventSplitter {
         self.buf.len()
     }
 
+    /// The bytes of the unfinished event, when the stream is over.
+    pub fn into_rest(self) -> Vec<u8> {
+        self.buf
+    }
+
     /// Adds bytes; returns the events they completed.
     pub fn push(&mut self, chunk: &[u8]) -> Result<Vec<Vec<u8>>, EventTooLarge> {
         self.buf.extend_from_slice(chunk);
@@ -128,6 +133,15 @@ impl Event {
         }
         event
     }
+}
+
+/// The data of every event in a captured SSE body, the unfinished last one included (a capture
+/// may end mid-event; this is for reading what was said, never for passing it on).
+pub fn payloads(body: &[u8]) -> Vec<String> {
+    let mut splitter = EventSplitter::new(usize::MAX);
+    let mut events = splitter.push(body).unwrap_or_default();
+    events.push(splitter.into_rest());
+    events.iter().filter_map(|e| Event::parse(e).data).collect()
 }
 
 /// What to send on for one event.
@@ -220,6 +234,12 @@ mod tests {
                 "cut at {cut}"
             );
         }
+    }
+
+    #[test]
+    fn payloads_are_joined_per_event_and_a_cut_last_event_is_read_too() {
+        let body = b"event: message\nid: 1\ndata: {\"a\":\ndata: 1}\n\n: comment\ndata: {\"b\":2}\r\n\r\ndata: {\"c\"";
+        assert_eq!(payloads(body), ["{\"a\":\n1}", "{\"b\":2}", "{\"c\""]);
     }
 
     #[test]

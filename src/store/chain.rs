@@ -224,11 +224,20 @@ pub struct Verifier {
     next: Option<u64>,
 }
 
-/// The fields of an event the check needs, parsed from its text.
-#[derive(serde::Deserialize)]
-struct Position {
-    source: String,
-    sequence: u64,
+/// Where an event belongs: its source and sequence, read from its text.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct Position {
+    /// The event's `source`.
+    pub source: String,
+    /// The event's `sequence`.
+    pub sequence: u64,
+}
+
+impl Position {
+    /// Reads the position of an event's JSON text.
+    pub fn of(text: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(text)
+    }
 }
 
 impl Verifier {
@@ -280,7 +289,7 @@ impl Verifier {
             return;
         }
         self.next = Some(sequence + 1);
-        match serde_json::from_str::<Position>(text) {
+        match Position::of(text) {
             Ok(p) if p.sequence == sequence && p.source == self.report.source => {}
             Ok(_) => {
                 self.report.broken = Some(Break::Misplaced { sequence });
