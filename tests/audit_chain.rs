@@ -165,7 +165,7 @@ fn audit_verify_accepts_the_untouched_log_and_names_the_first_broken_link() {
         let (_, prev_link) = mcpsoc::store::chain::unseal(&prev).expect("sealed");
         let (unsealed, _) = mcpsoc::store::chain::unseal(&text).expect("sealed");
         let forged = unsealed.replacen("alice", "mallory", 1);
-        let (resealed, _) = mcpsoc::store::chain::seal(prev_link, &forged);
+        let (resealed, _) = mcpsoc::store::chain::seal(prev_link, forged);
         tree.insert(keys::event(id, 7), resealed.as_bytes())
             .expect("insert");
     });

@@ -43,13 +43,15 @@ pub fn link(prev: &str, unsealed: &str) -> String {
     format!("{PREFIX}{}", hex::encode(hasher.finalize()))
 }
 
-/// Seals an event's JSON object text (which must not carry the attribute yet): returns the
-/// sealed text and its link.
-pub fn seal(prev: &str, unsealed: &str) -> (String, String) {
-    let hash = link(prev, unsealed);
-    let body = unsealed.strip_suffix('}').unwrap_or(unsealed);
-    let mut sealed = String::with_capacity(unsealed.len() + SUFFIX_LEN);
-    sealed.push_str(body);
+/// Seals an event's JSON object text (which must not carry the attribute yet) in place:
+/// returns the sealed text and its link.
+pub fn seal(prev: &str, unsealed: String) -> (String, String) {
+    let hash = link(prev, &unsealed);
+    let mut sealed = unsealed;
+    if sealed.ends_with('}') {
+        sealed.pop();
+    }
+    sealed.reserve(SUFFIX_LEN);
     sealed.push_str(",\"");
     sealed.push_str(ATTRIBUTE);
     sealed.push_str("\":\"");
@@ -446,7 +448,7 @@ mod tests {
         let mut prev = String::new();
         (1..=n)
             .map(|seq| {
-                let (sealed, hash) = seal(&prev, &event(seq, "v"));
+                let (sealed, hash) = seal(&prev, event(seq, "v"));
                 prev = hash;
                 sealed
             })
@@ -467,7 +469,7 @@ mod tests {
 
     #[test]
     fn seal_then_unseal_gives_back_the_text_and_link() {
-        let (sealed, hash) = seal("", &event(1, "v"));
+        let (sealed, hash) = seal("", event(1, "v"));
         assert!(sealed.ends_with(&format!(r#","chainhash":"{hash}"}}"#)));
         let (unsealed, got) = unseal(&sealed).expect("sealed");
         assert_eq!(unsealed, event(1, "v"));
@@ -531,7 +533,7 @@ mod tests {
     #[test]
     fn events_written_before_chaining_are_accepted_only_before_the_first_link() {
         let mut events = vec![event(1, "old"), event(2, "old")];
-        let (sealed, _) = seal("", &event(3, "new"));
+        let (sealed, _) = seal("", event(3, "new"));
         events.push(sealed);
         let r = check(&numbered(events), Start::Producer { anchor: None }, None);
         assert!(r.intact(), "{r:?}");

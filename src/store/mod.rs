@@ -394,7 +394,7 @@ impl Store {
                 &event.data,
             );
             limits::fit_payload(&mut envelope.data, limits::MAX_FRAME_BYTES - 2048);
-            let (sealed, link) = chain::seal(&head, &envelope.to_json());
+            let (sealed, link) = chain::seal(&head, envelope.to_json());
             head = link;
             let json: Arc<str> = Arc::from(sealed);
             let view = EventView::parse(&json)?;
