@@ -153,6 +153,7 @@ fn mixed(rng: &mut Rng, n: u64) -> EventData {
             reuse_attempts: 0,
             other_user: None,
             reason: None,
+            revokes: None,
         }),
         k if k % 2 == 0 => EventData::ToolCall(call(rng, n, CallPhase::Started)),
         _ => EventData::ToolCall(call(rng, n, CallPhase::Finished)),
@@ -373,6 +374,7 @@ token_sha256 = "{watcher}"
                 reuse_attempts: 1,
                 other_user: Some("mallory".into()),
                 reason: None,
+                revokes: None,
             })
         } else {
             EventData::ToolChange(ToolChange {

@@ -109,8 +109,21 @@ pub struct GatewayConfig {
     pub connect_timeout_secs: u64,
     /// Upstream response (headers) timeout, seconds.
     pub response_timeout_secs: u64,
-    /// Requests handled at once; more are refused with 503.
+    /// Requests handled at once; more are refused with 503. A POST takes its place only once
+    /// its body is complete, so slow bodies cannot hold one.
     pub max_concurrency: usize,
+    /// Time a client has to send a request's headers, seconds (HTTP/1.1: each request, and
+    /// the idle wait between keep-alive requests; any connection: its first request, TLS
+    /// handshake included). Over it the connection is closed.
+    pub header_timeout_secs: u64,
+    /// Time a client has to send a whole request body once its headers are in, seconds; over
+    /// it, 408 and a `refusal` event (`body_timeout`).
+    pub body_timeout_secs: u64,
+    /// Open connections per client address (IPv6: per /64); more are closed on accept, and
+    /// recorded as `too_many_connections` (one event per address per 10 s, with a count).
+    pub max_connections_per_ip: usize,
+    /// Requests in flight per token subject; more are refused with 429 (`subject_busy`).
+    pub max_inflight_per_subject: usize,
     /// Accept brand-new tools without approval (changes always need approval).
     pub trust_on_first_use: bool,
     /// Session idle timeout, seconds.
@@ -139,6 +152,10 @@ impl Default for GatewayConfig {
             connect_timeout_secs: 5,
             response_timeout_secs: 60,
             max_concurrency: 512,
+            header_timeout_secs: 10,
+            body_timeout_secs: 30,
+            max_connections_per_ip: 64,
+            max_inflight_per_subject: 64,
             trust_on_first_use: false,
             session_idle_secs: 1800,
             session_lifetime_secs: 86_400,

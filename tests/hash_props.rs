@@ -2,7 +2,9 @@
 //! keys, re-indents, escapes differently or adds non-definition fields, and it must move on any
 //! semantic change, including a single invisible character.
 
-use mcpsoc::protocol::hash::{DEFINITION_FIELDS, HASH_PREFIX, tool_definition_hash};
+use mcpsoc::protocol::hash::{
+    HASH_PREFIX, LEGACY_DEFINITION_FIELDS, legacy_definition_hash, tool_definition_hash,
+};
 use proptest::prelude::*;
 use serde_json::{Map, Number, Value};
 
@@ -108,7 +110,7 @@ fn arb_tool() -> impl Strategy<Value = Value> {
         )
 }
 
-/// Fields a server may add that are not part of the definition.
+/// Fields a server may add beyond the six the first hash scheme covered.
 fn arb_extra_fields() -> impl Strategy<Value = Vec<(String, Value)>> {
     let name = prop_oneof![
         Just("_meta".to_string()),
@@ -116,7 +118,7 @@ fn arb_extra_fields() -> impl Strategy<Value = Vec<(String, Value)>> {
         Just("execution".to_string()),
         Just("x-vendor".to_string()),
         arb_string().prop_filter("not a definition field", |s| {
-            !DEFINITION_FIELDS.contains(&s.as_str())
+            !LEGACY_DEFINITION_FIELDS.contains(&s.as_str())
         }),
     ];
     proptest::collection::vec((name, arb_json()), 1..4)
@@ -262,7 +264,7 @@ fn collect(
 fn definition_targets(tool: &Value) -> (Vec<Target>, Vec<Vec<Step>>) {
     let mut strings = Vec::new();
     let mut scalars = Vec::new();
-    for field in DEFINITION_FIELDS {
+    for field in LEGACY_DEFINITION_FIELDS {
         if let Some(v) = tool.get(field).filter(|v| !v.is_null()) {
             let mut path = vec![Step::Key(field.to_string())];
             collect(v, &mut path, &mut strings, &mut scalars);
@@ -384,19 +386,27 @@ proptest! {
     }
 
     #[test]
-    fn ignores_non_definition_fields(tool in arb_tool(), extra in arb_extra_fields()) {
+    fn every_field_counts_and_null_is_absent(tool in arb_tool(), extra in arb_extra_fields()) {
         let h = tool_definition_hash(&tool);
         let mut with_extra = tool.clone();
         let map = with_extra.as_object_mut().expect("a tool object");
+        let mut added = false;
         for (k, v) in extra {
+            added |= !v.is_null();
             map.insert(k, v);
         }
-        prop_assert_eq!(&h, &tool_definition_hash(&with_extra));
+        if added {
+            // icons, _meta, execution or an unknown field: what a client sees, so a change.
+            prop_assert_ne!(&h, &tool_definition_hash(&with_extra));
+        }
+        // The first scheme never saw those fields (how stored pins are recognised).
+        prop_assert_eq!(legacy_definition_hash(&tool), legacy_definition_hash(&with_extra));
         // An absent optional field and a null one are the same definition.
         let mut with_null = tool.clone();
         let map = with_null.as_object_mut().expect("a tool object");
         map.entry("title").or_insert(Value::Null);
         map.entry("outputSchema").or_insert(Value::Null);
+        map.entry("_meta").or_insert(Value::Null);
         prop_assert_eq!(&h, &tool_definition_hash(&with_null));
     }
 
@@ -453,16 +463,19 @@ proptest! {
     }
 
     #[test]
-    fn non_definition_field_contents_do_not_matter(
+    fn meta_contents_count(
         tool in arb_tool(),
         meta in arb_json(),
         other_meta in arb_json(),
     ) {
         let mut a = tool.clone();
         let mut b = tool.clone();
-        a.as_object_mut().expect("object").insert("_meta".into(), meta);
-        b.as_object_mut().expect("object").insert("_meta".into(), other_meta);
-        prop_assert_eq!(tool_definition_hash(&a), tool_definition_hash(&b));
+        a.as_object_mut().expect("object").insert("_meta".into(), meta.clone());
+        b.as_object_mut().expect("object").insert("_meta".into(), other_meta.clone());
+        prop_assert_eq!(
+            meta == other_meta,
+            tool_definition_hash(&a) == tool_definition_hash(&b)
+        );
     }
 }
 

@@ -153,7 +153,7 @@ where
 /// The JSON-RPC messages of a response: the body itself when JSON, or every `data:` payload of
 /// an SSE stream.
 pub fn messages(content_type: &str, body: &[u8]) -> Vec<serde_json::Value> {
-    if content_type.starts_with("text/event-stream") {
+    if super::media::is_event_stream(content_type) {
         super::sse::payloads(body)
             .iter()
             .filter_map(|d| serde_json::from_str(d).ok())

@@ -36,14 +36,44 @@ impl Revision {
 #[error("Header mismatch: {0}")]
 pub struct Mismatch(pub String);
 
+/// One header as text; a header sent twice is refused (a first-copy and a last-copy reader
+/// would disagree, and the gateway would check one while the upstream used the other).
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, Mismatch> {
-    match headers.get(name) {
-        None => Ok(None),
-        Some(v) => v
-            .to_str()
-            .map(Some)
-            .map_err(|_| Mismatch(format!("{name} header has invalid characters"))),
+    let mut all = headers.get_all(name).iter();
+    let Some(v) = all.next() else {
+        return Ok(None);
+    };
+    if all.next().is_some() {
+        return Err(Mismatch(format!("{name} header appears more than once")));
     }
+    v.to_str()
+        .map(Some)
+        .map_err(|_| Mismatch(format!("{name} header has invalid characters")))
+}
+
+/// Refuses any MCP metadata header (`MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name`,
+/// `Mcp-Param-*`) sent more than once.
+pub fn check_unique(headers: &HeaderMap) -> Result<(), Mismatch> {
+    for name in headers.keys() {
+        let n = name.as_str();
+        if (n.starts_with("mcp-") || n == "mcp-protocol-version")
+            && headers.get_all(name).iter().nth(1).is_some()
+        {
+            return Err(Mismatch(format!("{n} header appears more than once")));
+        }
+    }
+    Ok(())
+}
+
+/// The `Mcp-Param-*` header names (lower case) a tool's schema declares with `x-mcp-header`:
+/// the only ones forwarded to the upstream for a call to it.
+pub fn param_header_names(tool: &Value) -> Vec<String> {
+    let mut annotated = Vec::new();
+    collect_annotated(tool.get("inputSchema"), &mut Vec::new(), &mut annotated, 0);
+    annotated
+        .into_iter()
+        .map(|(_, name)| format!("mcp-param-{}", name.to_ascii_lowercase()))
+        .collect()
 }
 
 /// Decodes the `=?base64?...?=` sentinel form of `Mcp-Name` / `Mcp-Param-*`.
@@ -91,12 +121,8 @@ fn name_source(message: &Message) -> Option<&str> {
 
 /// Checks the metadata headers against the body. Stateless requests must carry them; any
 /// request that carries them (whatever its revision) must agree with its body.
-pub fn check(
-    headers: &HeaderMap,
-    message: &Message,
-    revision: &Revision,
-    tool: Option<&Value>,
-) -> Result<(), Mismatch> {
+pub fn check(headers: &HeaderMap, message: &Message, revision: &Revision) -> Result<(), Mismatch> {
+    check_unique(headers)?;
     let stateless = matches!(revision, Revision::Stateless(_));
     if message.kind == Kind::Response {
         return Ok(());
@@ -156,19 +182,12 @@ pub fn check(
         }
         _ => {}
     }
-    if message.method.as_deref() == Some("tools/call") {
-        check_params(headers, message, tool)?;
-    }
     Ok(())
 }
 
-/// `Mcp-Param-{Name}` headers against the arguments, for the tool's `x-mcp-header` properties.
-fn check_params(
-    headers: &HeaderMap,
-    message: &Message,
-    tool: Option<&Value>,
-) -> Result<(), Mismatch> {
-    let Some(tool) = tool else { return Ok(()) };
+/// `Mcp-Param-{Name}` headers against the arguments, for the approved tool's `x-mcp-header`
+/// properties (other `Mcp-Param-*` headers are not forwarded: see [`param_header_names`]).
+pub fn check_params(headers: &HeaderMap, message: &Message, tool: &Value) -> Result<(), Mismatch> {
     let arguments = message.arguments();
     let mut annotated = Vec::new();
     collect_annotated(tool.get("inputSchema"), &mut Vec::new(), &mut annotated, 0);
@@ -273,7 +292,7 @@ mod tests {
         ]);
         let rev = revision(&h, &m);
         assert!(matches!(rev, Revision::Stateless(_)));
-        assert_eq!(check(&h, &m, &rev, None), Ok(()));
+        assert_eq!(check(&h, &m, &rev), Ok(()));
     }
 
     #[test]
@@ -286,7 +305,7 @@ mod tests {
             ("mcp-name", "read_file"),
         ]);
         assert!(
-            check(&wrong_name, &m, &rev, None)
+            check(&wrong_name, &m, &rev)
                 .unwrap_err()
                 .0
                 .contains("does not match")
@@ -296,13 +315,13 @@ mod tests {
             ("mcp-method", "tools/list"),
             ("mcp-name", "get_weather"),
         ]);
-        assert!(check(&wrong_method, &m, &rev, None).is_err());
+        assert!(check(&wrong_method, &m, &rev).is_err());
         let missing = headers(&[
             ("mcp-protocol-version", "2026-07-28"),
             ("mcp-method", "tools/call"),
         ]);
         assert!(
-            check(&missing, &m, &rev, None)
+            check(&missing, &m, &rev)
                 .unwrap_err()
                 .0
                 .contains("required")
@@ -312,7 +331,29 @@ mod tests {
             ("mcp-method", "tools/call"),
             ("mcp-name", "get_weather"),
         ]);
-        assert!(check(&version, &m, &rev, None).is_err());
+        assert!(check(&version, &m, &rev).is_err());
+    }
+
+    #[test]
+    fn a_metadata_header_sent_twice_is_refused() {
+        let m = msg(CALL);
+        let rev = Revision::Stateless("2026-07-28".into());
+        for twice in [
+            "mcp-name",
+            "mcp-method",
+            "mcp-protocol-version",
+            "mcp-param-region",
+        ] {
+            let mut h = headers(&[
+                ("mcp-protocol-version", "2026-07-28"),
+                ("mcp-method", "tools/call"),
+                ("mcp-name", "get_weather"),
+            ]);
+            h.append(twice, HeaderValue::from_static("delete_all"));
+            h.append(twice, HeaderValue::from_static("delete_all"));
+            let e = check(&h, &m, &rev).unwrap_err();
+            assert!(e.0.contains("more than once"), "{twice}: {e}");
+        }
     }
 
     #[test]
@@ -324,7 +365,7 @@ mod tests {
             ("mcp-method", "tools/call"),
             ("mcp-name", "=?base64?Z2V0X3dlYXRoZXI=?="),
         ]);
-        assert_eq!(check(&h, &m, &rev, None), Ok(()));
+        assert_eq!(check(&h, &m, &rev), Ok(()));
     }
 
     #[test]
@@ -334,8 +375,8 @@ mod tests {
         let h = headers(&[("mcp-method", "tools/call"), ("mcp-name", "echo")]);
         let rev = revision(&h, &m);
         assert!(matches!(rev, Revision::Sessions(_)));
-        assert!(check(&h, &m, &rev, None).is_err());
-        assert_eq!(check(&HeaderMap::new(), &m, &rev, None), Ok(()));
+        assert!(check(&h, &m, &rev).is_err());
+        assert_eq!(check(&HeaderMap::new(), &m, &rev), Ok(()));
     }
 
     #[test]
@@ -349,16 +390,17 @@ mod tests {
             ("mcp-name", "get_weather"),
         ];
         assert!(
-            check(&headers(&base), &m, &rev, Some(&tool))
+            check_params(&headers(&base), &m, &tool)
                 .unwrap_err()
                 .0
                 .contains("Mcp-Param-Region")
         );
         let mut ok = base.to_vec();
         ok.push(("mcp-param-region", "us-west1"));
-        assert_eq!(check(&headers(&ok), &m, &rev, Some(&tool)), Ok(()));
+        assert_eq!(check_params(&headers(&ok), &m, &tool), Ok(()));
+        assert_eq!(param_header_names(&tool), ["mcp-param-region"]);
         let mut bad = base.to_vec();
         bad.push(("mcp-param-region", "eu-north1"));
-        assert!(check(&headers(&bad), &m, &rev, Some(&tool)).is_err());
+        assert!(check_params(&headers(&bad), &m, &tool).is_err());
     }
 }

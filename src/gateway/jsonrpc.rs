@@ -71,8 +71,13 @@ impl RpcError {
 impl Message {
     /// Parses one message body.
     pub fn parse(body: &[u8]) -> Result<Self, RpcError> {
-        let value: Value =
-            serde_json::from_slice(body).map_err(|e| RpcError::Parse(e.to_string()))?;
+        let value = crate::protocol::strict_json::parse(body).map_err(|e| {
+            if e.is_duplicate_key() {
+                RpcError::Invalid(format!("ambiguous message: {e}"))
+            } else {
+                RpcError::Parse(e.to_string())
+            }
+        })?;
         let Value::Object(map) = value else {
             return Err(RpcError::Invalid(
                 "expected one JSON-RPC message object (batches are not part of MCP since 2025-06-18)".into(),

@@ -3,15 +3,18 @@
 //! definitions until approved, and publishes everything on its event stream, where approvers'
 //! and responders' commands arrive. See docs/GATEWAY.md.
 
+mod admission;
 mod body;
 mod events;
 pub mod headers;
 pub mod jsonrpc;
 mod keys;
+mod media;
 mod metrics;
 pub mod pins;
 mod proxy;
 pub mod redact;
+mod review;
 pub mod sessions;
 mod sse;
 mod upstream;
@@ -23,15 +26,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, broadcast, mpsc};
 
 use crate::auth::jwks::KeySet;
 use crate::auth::jwt::JwtPolicy;
 use crate::config::{Config, GatewayConfig, PublisherConfig};
-use crate::protocol::events::{ChangeStatus, SessionChange};
+use crate::protocol::events::{ChangeStatus, Revocation, SessionChange};
 use crate::protocol::{Command, CommandError, CommandErrorCode, Envelope, EventData};
 use crate::store::Store;
 use crate::stream::{CommandRequest, Publisher};
@@ -55,6 +56,7 @@ pub struct Gateway {
     events: EventSink,
     metrics: Arc<Metrics>,
     limiter: Arc<Semaphore>,
+    admission: admission::Admission,
     allowed_origins: Vec<String>,
     max_body: usize,
     max_list: usize,
@@ -174,6 +176,7 @@ pub async fn start(config: &Config, store: Store) -> anyhow::Result<Running> {
         events: EventSink::start(publisher.clone()),
         metrics,
         limiter: Arc::new(Semaphore::new(gc.max_concurrency.max(1))),
+        admission: admission::Admission::new(gc),
         allowed_origins: gc.allowed_origins.clone(),
         max_body: gc.max_body_bytes,
         max_list: gc.max_list_bytes,
@@ -228,11 +231,22 @@ fn restore(gateway: &Gateway, store: &Store, source: &str) -> anyhow::Result<()>
     for record in store.sessions(usize::MAX)? {
         if let Some(EventData::Session(session)) = decode(&record.json)
             && session.change == SessionChange::Revoked
-            && session.session_id.is_none()
         {
-            gateway
-                .sessions
-                .restore_revocation(&session.binding, record.time_ms / 1000);
+            match session.revokes {
+                Some(revocation) => gateway.sessions.restore_revocation(revocation),
+                // Logged before revocations named what they cut off (a stateless binding
+                // `user:client` whose client may have been self-declared): fail closed, the
+                // whole subject.
+                None if session.session_id.is_none() => {
+                    gateway.sessions.restore_revocation(Revocation {
+                        issuer: None,
+                        subject: session.user.clone(),
+                        client_id: None,
+                        before: record.time_ms / 1000,
+                    })
+                }
+                None => {}
+            }
         }
     }
     Ok(())
@@ -286,7 +300,7 @@ async fn command(gateway: &Gateway, by: &str, command: Command) -> Result<String
         }
         Command::RevokeSession { binding, reason } => {
             let reason = reason.unwrap_or_else(|| format!("revoked by {by}"));
-            let event = gateway
+            let events = gateway
                 .sessions
                 .revoke(&binding, &reason, chrono::Utc::now().timestamp())
                 .ok_or_else(|| {
@@ -295,8 +309,19 @@ async fn command(gateway: &Gateway, by: &str, command: Command) -> Result<String
                         format!("no live binding {binding}"),
                     )
                 })?;
-            gateway.events.emit(EventData::Session(event)).await;
-            Ok(format!("binding {binding} revoked"))
+            let what = events
+                .first()
+                .and_then(|e| e.revokes.as_ref())
+                .map(|r| r.describe())
+                .unwrap_or_default();
+            let cut = events.len();
+            for event in events {
+                gateway.pins.forget(&event.binding);
+                gateway.events.emit(EventData::Session(event)).await;
+            }
+            Ok(format!(
+                "binding {binding} revoked: {what} are refused; {cut} live binding(s) cut off"
+            ))
         }
         Command::AcknowledgeAlert { .. }
         | Command::ResolveAlert { .. }
@@ -315,6 +340,7 @@ async fn housekeeping(gateway: Arc<Gateway>) {
     loop {
         tick.tick().await;
         for event in gateway.sessions.expire() {
+            gateway.pins.forget(&event.binding);
             gateway.events.emit(EventData::Session(event)).await;
         }
         for event in gateway.sessions.activity() {
@@ -342,7 +368,9 @@ async fn refresh_keys(gateway: Arc<Gateway>, every: Duration) {
     }
 }
 
-/// Binds the MCP listener (TLS when configured; plain only on loopback unless allowed).
+/// Binds the MCP listener (TLS when configured; plain only on loopback unless allowed). Each
+/// client address may hold `max_connections_per_ip` connections; more are closed on accept (see
+/// [`admission`]).
 async fn serve(gateway: Arc<Gateway>, gc: &GatewayConfig) -> anyhow::Result<SocketAddr> {
     let listener = TcpListener::bind(&gc.listen)
         .await
@@ -358,6 +386,7 @@ async fn serve(gateway: Arc<Gateway>, gc: &GatewayConfig) -> anyhow::Result<Sock
         (None, None) => None,
         _ => anyhow::bail!("[gateway] set both tls_cert and tls_key, or neither"),
     };
+    tokio::spawn(admission::record_held_back(gateway.clone()));
     tokio::spawn(async move {
         loop {
             let (tcp, peer) = match listener.accept().await {
@@ -368,34 +397,19 @@ async fn serve(gateway: Arc<Gateway>, gc: &GatewayConfig) -> anyhow::Result<Sock
                     continue;
                 }
             };
+            let address = admission::address_key(peer.ip());
+            let Some(held) = gateway.admission.connections.try_hold(address) else {
+                drop(tcp);
+                tracing::debug!(%peer, "connection closed: too many open from this address");
+                admission::refused_connection(&gateway, admission::TOO_MANY_CONNECTIONS, peer);
+                continue;
+            };
             let _ = tcp.set_nodelay(true);
             let gateway = gateway.clone();
             let tls = tls.clone();
             tokio::spawn(async move {
-                let service = service_fn(move |req| {
-                    let gateway = gateway.clone();
-                    async move {
-                        Ok::<_, std::convert::Infallible>(proxy::handle(gateway, req, peer).await)
-                    }
-                });
-                let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-                let result = match tls {
-                    Some(acceptor) => match acceptor.accept(tcp).await {
-                        Ok(stream) => {
-                            builder
-                                .serve_connection(TokioIo::new(stream), service)
-                                .await
-                        }
-                        Err(e) => {
-                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                            return;
-                        }
-                    },
-                    None => builder.serve_connection(TokioIo::new(tcp), service).await,
-                };
-                if let Err(e) = result {
-                    tracing::debug!(%peer, error = %e, "connection ended with an error");
-                }
+                admission::connection(gateway, tcp, peer, tls).await;
+                drop(held);
             });
         }
     });

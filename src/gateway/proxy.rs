@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use futures_util::StreamExt;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -18,16 +17,14 @@ use super::Gateway;
 use super::body::{self, Captured, GatewayBody, TeeBody};
 use super::headers::{self, Revision};
 use super::jsonrpc::{Kind, Message, codes, error_body};
-use super::pins::CallRefusal;
 use super::redact;
+use super::review;
 use super::sessions::{self, SessionRefusal, Sessions};
-use super::sse;
 use super::upstream::{self, Upstream};
 use crate::auth::jwt::Validated;
 use crate::protocol::EventData;
 use crate::protocol::events::{
     AuthEvent, AuthFailure, AuthOutcome, CallPhase, ClientInfo, Decision, Refusal, ToolCall,
-    ToolChange,
 };
 
 /// Bytes of a tool result kept for the audit event (the monitor scans them).
@@ -109,7 +106,12 @@ pub async fn handle(
         );
     };
     let remote = peer.to_string();
-    let Ok(_permit) = gw.limiter.clone().try_acquire_owned() else {
+    // A POST takes its permit only once its body is in (`post`): a slow body holds none.
+    let _permit = if req.method() == Method::POST {
+        None
+    } else if let Ok(permit) = gw.limiter.clone().try_acquire_owned() {
+        Some(permit)
+    } else {
         let refused = Refused::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "overloaded",
@@ -139,6 +141,14 @@ pub async fn handle(
     let token = match authenticate(&gw, req.headers(), &upstream, &remote).await {
         Ok(token) => token,
         Err(response) => return response,
+    };
+    let Some(_in_flight) = gw.admission.subjects.try_hold(token.subject.clone()) else {
+        let detail = format!(
+            "{} requests of this subject are in flight; retry when one finishes",
+            gw.admission.subjects.cap()
+        );
+        let refused = Refused::new(StatusCode::TOO_MANY_REQUESTS, "subject_busy", detail);
+        return refuse(&gw, refused, &upstream, Some(&token.subject), &remote).await;
     };
     if let Some(missing) = upstream.scopes.iter().find(|s| !token.scopes.contains(s)) {
         return insufficient_scope(&gw, &upstream, &token, missing, &remote).await;
@@ -257,7 +267,20 @@ async fn authenticate(
             .tokens
             .validate(token, &gw.policy, now, &gw.client)
             .await
-            .map_err(|r| (r.reason, r.detail, r.claims_hint)),
+            .map_err(|r| (r.reason, r.detail, r.claims_hint))
+            .and_then(|token| match revoked(gw, &token) {
+                None => Ok(token),
+                Some(detail) => Err((
+                    AuthFailure::Revoked,
+                    detail,
+                    Some(Box::new(crate::auth::jwt::ClaimsHint {
+                        subject: Some(token.subject.clone()),
+                        client_id: token.client_id.clone(),
+                        audience: Some(gw.resource.clone()),
+                        issuer: Some(token.issuer.clone()),
+                    })),
+                )),
+            }),
     };
     match outcome {
         Ok(token) => {
@@ -295,6 +318,24 @@ async fn authenticate(
             Err(unauthorized(gw, reason, &detail))
         }
     }
+}
+
+/// Whether a revocation cuts this token off (what it proves: issuer, subject, client), and
+/// what to tell the client.
+fn revoked(gw: &Gateway, token: &Validated) -> Option<String> {
+    let revocation = gw.sessions.revocation_for(
+        &token.issuer,
+        &token.subject,
+        token.client_id.as_deref(),
+        token.issued_at,
+    )?;
+    Some(format!(
+        "token revoked: {} (at {}); present a token issued after the revocation",
+        revocation.describe(),
+        chrono::DateTime::from_timestamp(revocation.before, 0)
+            .map(crate::protocol::format_time)
+            .unwrap_or_else(|| revocation.before.to_string()),
+    ))
 }
 
 fn auth_reason_name(reason: AuthFailure) -> &'static str {
@@ -464,8 +505,16 @@ async fn post(
     req: Request<Incoming>,
 ) -> Result<Response<GatewayBody>, Refused> {
     let (parts, incoming) = req.into_parts();
-    let bytes = body::read_limited(incoming, gw.max_body)
+    let within = gw.admission.body_timeout;
+    let bytes = tokio::time::timeout(within, body::read_limited(incoming, gw.max_body))
         .await
+        .map_err(|_| {
+            let detail = format!(
+                "the request body did not arrive within {} s",
+                within.as_secs()
+            );
+            Refused::new(StatusCode::REQUEST_TIMEOUT, "body_timeout", detail)
+        })?
         .map_err(|e| match e {
             body::ReadError::TooLarge(_) => Refused::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -476,6 +525,14 @@ async fn post(
                 Refused::new(StatusCode::BAD_REQUEST, "body_unreadable", e.to_string())
             }
         })?;
+    // The concurrency permit, taken now that the body is whole (held until the answer).
+    let Ok(_permit) = gw.limiter.clone().try_acquire_owned() else {
+        return Err(Refused::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "overloaded",
+            "too many requests in flight; retry shortly",
+        ));
+    };
     let message = Message::parse(&bytes).map_err(|e| {
         Refused::new(StatusCode::BAD_REQUEST, "malformed_jsonrpc", e.to_string())
             .rpc(None, e.code())
@@ -483,10 +540,23 @@ async fn post(
     let revision = headers::revision(&parts.headers, &message);
     let tool_name = (message.method.as_deref() == Some("tools/call"))
         .then(|| message.name().unwrap_or("").to_string());
-    let approved = tool_name
-        .as_deref()
-        .and_then(|t| gw.pins.check_call(&upstream.name, t).ok());
-    headers::check(&parts.headers, &message, &revision, approved.as_ref()).map_err(|e| {
+    if matches!(revision, Revision::Stateless(_))
+        && message.kind == Kind::Request
+        && message.meta_version().is_none()
+    {
+        // As a 2026-07-28 server answers it: the request's params lack what the revision
+        // requires in every request.
+        return Err(Refused::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_params",
+            format!(
+                "_meta \"{}\" is required in every 2026-07-28 request",
+                super::jsonrpc::META_VERSION
+            ),
+        )
+        .rpc(Some(&message), codes::INVALID_PARAMS));
+    }
+    headers::check(&parts.headers, &message, &revision).map_err(|e| {
         Refused::new(StatusCode::BAD_REQUEST, "header_mismatch", e.to_string())
             .rpc(Some(&message), codes::HEADER_MISMATCH)
     })?;
@@ -510,25 +580,16 @@ async fn post(
             .await?
         }
         Revision::Stateless(version) => {
+            // The binding names the client the token proves, else the name the request
+            // declares (for the responder's eyes only: a revocation keys on the token).
             let client = client_of(&message, &caller.token);
             let client_key = caller
                 .token
                 .client_id
                 .clone()
                 .unwrap_or_else(|| client.name.clone());
-            let key = sessions::session_key(&caller.token.subject, &client_key);
-            if gw.sessions.revoked_for(&key, caller.token.issued_at) {
-                return Err(Refused::new(
-                    StatusCode::UNAUTHORIZED,
-                    "revoked",
-                    format!(
-                        "binding {key} was revoked; present a token issued after the revocation"
-                    ),
-                )
-                .rpc(Some(&message), codes::POLICY));
-            }
             let (binding, event) = gw.sessions.touch_binding(
-                &caller.token.subject,
+                (&caller.token.issuer, &caller.token.subject),
                 &client_key,
                 &client,
                 &upstream.name,
@@ -554,7 +615,6 @@ async fn post(
             bytes,
             bound,
             tool,
-            approved,
         )
         .await;
     }
@@ -563,20 +623,38 @@ async fn post(
         Method::POST,
         &parts.headers,
         bound.upstream_session.as_deref(),
+        &[],
         body::full(bytes),
     )
     .map_err(|e| Refused::new(StatusCode::BAD_GATEWAY, "upstream_request", e))?;
     let response = send(gw, upstream_request).await?;
     if is_initialize {
-        return initialized(gw, upstream, caller, bound, response).await;
+        return initialized(gw, upstream, caller, bound, response, &message).await;
     }
-    if message.method.as_deref() == Some("tools/list") && message.kind == Kind::Request {
-        return tools_list(gw, upstream, response).await;
-    }
+    let expect = review::Expect {
+        upstream: upstream.name.clone(),
+        audience: bound.binding.clone(),
+        id: message.id.clone(),
+        listing: message.method.as_deref() == Some("tools/list") && message.kind == Kind::Request,
+        method: message.method.clone(),
+    };
+    let out = reviewed(gw, expect, response).await?;
     if message.method.as_deref() == Some("subscriptions/listen") {
-        return Ok(with_list_changed(gw, upstream, response));
+        // Lives on: list_changed notices are added as approvals change what it may see.
+        return Ok(out);
     }
-    Ok(passthrough(response, None))
+    Ok(out)
+}
+
+/// The upstream's answer to a POST, reviewed ([`review::answer`]).
+async fn reviewed(
+    gw: &Arc<Gateway>,
+    expect: review::Expect,
+    response: Response<Incoming>,
+) -> Result<Response<GatewayBody>, Refused> {
+    review::answer(gw, expect, response, gw.response_timeout)
+        .await
+        .map_err(|(status, reason, detail)| Refused::new(status, reason, detail))
 }
 
 /// Sends to the upstream with the response timeout.
@@ -615,28 +693,23 @@ async fn send(gw: &Gateway, request: Request<GatewayBody>) -> Result<Response<In
     }
 }
 
-/// Streams an upstream response back, with our session id when given.
-fn passthrough(response: Response<Incoming>, session: Option<&str>) -> Response<GatewayBody> {
-    let (parts, incoming) = response.into_parts();
-    let mut out = Response::new(incoming.boxed());
-    *out.status_mut() = parts.status;
-    *out.headers_mut() = upstream::response_headers(&parts.headers);
-    if let Some(id) = session.and_then(|s| HeaderValue::from_str(s).ok()) {
-        out.headers_mut()
-            .insert(HeaderName::from_static("mcp-session-id"), id);
-    }
-    out
-}
-
 async fn initialized(
-    gw: &Gateway,
+    gw: &Arc<Gateway>,
     upstream: &Upstream,
     caller: &Caller,
     bound: Bound,
     response: Response<Incoming>,
+    message: &Message,
 ) -> Result<Response<GatewayBody>, Refused> {
+    let expect = review::Expect {
+        upstream: upstream.name.clone(),
+        audience: String::new(),
+        id: message.id.clone(),
+        listing: false,
+        method: message.method.clone(),
+    };
     if !response.status().is_success() {
-        return Ok(passthrough(response, None));
+        return reviewed(gw, expect, response).await;
     }
     let upstream_session = response
         .headers()
@@ -650,123 +723,22 @@ async fn initialized(
             "the OS random source failed",
         )
     })?;
+    let mut out = reviewed(gw, expect, response).await?;
     let session = Sessions::new_session(
         id.clone(),
         upstream_session,
         &upstream.name,
-        &caller.token.subject,
+        (&caller.token.issuer, &caller.token.subject),
         bound.client,
         &bound.version,
     );
     let event = gw.sessions.create(session);
     gw.events.emit(EventData::Session(event)).await;
-    Ok(passthrough(response, Some(&id)))
-}
-
-async fn tools_list(
-    gw: &Gateway,
-    upstream: &Upstream,
-    response: Response<Incoming>,
-) -> Result<Response<GatewayBody>, Refused> {
-    let (parts, incoming) = response.into_parts();
-    let content_type = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
-    let bytes = body::read_limited(incoming, gw.max_list)
-        .await
-        .map_err(|e| {
-            let reason = match e {
-                body::ReadError::TooLarge(_) => "upstream_list_too_large",
-                body::ReadError::Broken(_) => "upstream_malformed",
-            };
-            Refused::new(
-                StatusCode::BAD_GATEWAY,
-                reason,
-                format!("tools/list from upstream: {e}"),
-            )
-        })?;
-    let mut changes = Vec::new();
-    let rewritten = if content_type.starts_with("text/event-stream") {
-        let mut out = String::new();
-        let mut splitter = sse::EventSplitter::new(usize::MAX);
-        let events = splitter.push(&bytes).unwrap_or_default();
-        // An unfinished last event is dropped, as a client would.
-        let mut dropped = usize::from(splitter.pending() > 0);
-        for event in events {
-            // Only what the gateway could read and review goes on: an event it cannot parse
-            // might still be parsed by a lenient client, so it is dropped (fail closed).
-            match sse::judge(&event, |m| {
-                review_listing(gw, &upstream.name, m, &mut changes)
-            }) {
-                sse::Verdict::Send(text) => out.push_str(&text),
-                sse::Verdict::Unreadable => dropped += 1,
-            }
-        }
-        if dropped > 0 {
-            gw.metrics.refusal("upstream_malformed");
-            gw.events
-                .emit(EventData::Refusal(Refusal {
-                    reason: "upstream_malformed".into(),
-                    detail: format!(
-                        "dropped {dropped} tools/list stream event(s) from upstream {} that are not JSON",
-                        upstream.name
-                    ),
-                    status: parts.status.as_u16(),
-                    upstream: Some(upstream.name.clone()),
-                    method: Some("tools/list".into()),
-                    user: None,
-                    remote: None,
-                }))
-                .await;
-        }
-        Bytes::from(out)
-    } else {
-        match serde_json::from_slice::<Value>(&bytes) {
-            Ok(message) => {
-                Bytes::from(review_listing(gw, &upstream.name, message, &mut changes).to_string())
-            }
-            Err(_) => {
-                return Err(Refused::new(
-                    StatusCode::BAD_GATEWAY,
-                    "upstream_malformed",
-                    "upstream sent a tools/list response that is not JSON",
-                ));
-            }
-        }
-    };
-    for change in changes {
-        gw.events.emit(EventData::ToolChange(change)).await;
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        out.headers_mut()
+            .insert(HeaderName::from_static("mcp-session-id"), value);
     }
-    let mut out = Response::new(body::full(rewritten));
-    *out.status_mut() = parts.status;
-    *out.headers_mut() = upstream::response_headers(&parts.headers);
-    out.headers_mut().remove(header::CONTENT_LENGTH);
     Ok(out)
-}
-
-/// Hides the tools a listing may not show (any message with `result.tools`), collecting the
-/// pending changes and first-use approvals the listing caused.
-fn review_listing(
-    gw: &Gateway,
-    upstream: &str,
-    mut message: Value,
-    changes: &mut Vec<ToolChange>,
-) -> Value {
-    if let Some(tools) = message
-        .pointer("/result/tools")
-        .and_then(Value::as_array)
-        .cloned()
-    {
-        let listing = gw.pins.review(upstream, &tools);
-        changes.extend(listing.events);
-        if let Some(slot) = message.pointer_mut("/result/tools") {
-            *slot = Value::Array(listing.visible);
-        }
-    }
-    message
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -779,8 +751,15 @@ async fn tool_call(
     bytes: Bytes,
     bound: Bound,
     tool: String,
-    approved: Option<Value>,
 ) -> Result<Response<GatewayBody>, Refused> {
+    // What this caller was offered must be the approved definition (see `pins`).
+    let approved = gw.pins.check_call(&upstream.name, &tool, &bound.binding);
+    if let Ok(definition) = &approved {
+        headers::check_params(headers, &message, definition).map_err(|e| {
+            Refused::new(StatusCode::BAD_REQUEST, "header_mismatch", e.to_string())
+                .rpc(Some(&message), codes::HEADER_MISMATCH)
+        })?;
+    }
     let mut arguments = message.arguments();
     redact::redact_value(&mut arguments);
     let call_id = format!("{}-{}", &caller.remote, uuid::Uuid::new_v4().simple());
@@ -808,14 +787,8 @@ async fn tool_call(
     });
     let refusal = match (&approved, missing_scope) {
         (_, Some(scope)) => Some(format!("scope {scope} is required for tool {tool}")),
-        (None, None) => Some(
-            gw.pins
-                .check_call(&upstream.name, &tool)
-                .err()
-                .unwrap_or(CallRefusal::Unknown)
-                .reason(&tool),
-        ),
-        (Some(_), None) => None,
+        (Err(refusal), None) => Some(refusal.reason(&tool)),
+        (Ok(_), None) => None,
     };
     if let Some(reason) = refusal {
         gw.metrics.tool_call(false);
@@ -833,21 +806,26 @@ async fn tool_call(
         }
         // A refused tool answers like a tool that failed (an `isError` result, as servers do for
         // a tool they lack), so the model sees why and can tell the user.
-        let body = json!({
-            "jsonrpc": "2.0",
-            "id": message.id.clone().unwrap_or(Value::Null),
-            "result": { "content": [{ "type": "text", "text": format!("refused by the mcpsoc gateway: {reason}") }], "isError": true },
-        });
-        return Ok(json_response(StatusCode::OK, Bytes::from(body.to_string())));
+        let body = refused_tool_result(
+            message.id.as_ref(),
+            &bound.version,
+            &format!("refused by the mcpsoc gateway: {reason}"),
+        );
+        return Ok(json_response(StatusCode::OK, body));
     }
     gw.metrics.tool_call(true);
     gw.events.emit(EventData::ToolCall(call.clone())).await;
     let started = Instant::now();
+    let params = approved
+        .as_ref()
+        .map(headers::param_header_names)
+        .unwrap_or_default();
     let upstream_request = upstream::request(
         upstream,
         Method::POST,
         headers,
         bound.upstream_session.as_deref(),
+        &params,
         body::full(bytes),
     )
     .map_err(|e| Refused::new(StatusCode::BAD_GATEWAY, "upstream_request", e))?;
@@ -888,6 +866,25 @@ async fn tool_call(
     *out.status_mut() = parts.status;
     *out.headers_mut() = upstream::response_headers(&parts.headers);
     Ok(out)
+}
+
+/// The tool result the gateway answers a refused call with: an `isError` result that
+/// validates against the revision's schema (2026-07-28 results carry
+/// `"resultType": "complete"`).
+fn refused_tool_result(id: Option<&Value>, version: &str, text: &str) -> Bytes {
+    let mut result = json!({
+        "content": [{ "type": "text", "text": text }],
+        "isError": true,
+    });
+    if version >= headers::STATELESS_VERSION {
+        result["resultType"] = json!("complete");
+    }
+    let body = json!({
+        "jsonrpc": "2.0",
+        "id": id.cloned().unwrap_or(Value::Null),
+        "result": result,
+    });
+    Bytes::from(body.to_string())
 }
 
 /// Fills the finished tool call from what streamed back.
@@ -990,8 +987,16 @@ async fn get(
             "GET is not part of MCP 2026-07-28: use subscriptions/listen",
         ));
     }
-    let response = forward_bodiless(gw, upstream, caller, req.headers(), Method::GET).await?;
-    Ok(with_list_changed(gw, upstream, response))
+    let (bound, response) =
+        forward_bodiless(gw, upstream, caller, req.headers(), Method::GET).await?;
+    let expect = review::Expect {
+        upstream: upstream.name.clone(),
+        audience: bound.binding,
+        id: None,
+        listing: false,
+        method: None,
+    };
+    reviewed(gw, expect, response).await
 }
 
 /// Forwards a GET or DELETE on the caller's session (no body).
@@ -1001,17 +1006,18 @@ async fn forward_bodiless(
     caller: &Caller,
     headers: &HeaderMap,
     method: Method,
-) -> Result<Response<Incoming>, Refused> {
+) -> Result<(Bound, Response<Incoming>), Refused> {
     let bound = bind_session(gw, upstream, caller, headers, false, None).await?;
     let upstream_request = upstream::request(
         upstream,
         method,
         headers,
         bound.upstream_session.as_deref(),
+        &[],
         body::empty(),
     )
     .map_err(|e| Refused::new(StatusCode::BAD_GATEWAY, "upstream_request", e))?;
-    send(gw, upstream_request).await
+    Ok((bound, send(gw, upstream_request).await?))
 }
 
 /// DELETE ends a 2025-11-25 session.
@@ -1021,137 +1027,13 @@ async fn delete(
     caller: &Caller,
     req: Request<Incoming>,
 ) -> Result<Response<GatewayBody>, Refused> {
-    let response = forward_bodiless(gw, upstream, caller, req.headers(), Method::DELETE).await?;
+    let (bound, response) =
+        forward_bodiless(gw, upstream, caller, req.headers(), Method::DELETE).await?;
     if let Some(id) = session_header(req.headers())
         && let Some(event) = gw.sessions.end(&id)
     {
         gw.events.emit(EventData::Session(event)).await;
     }
-    Ok(passthrough(response, None))
-}
-
-/// Sends a long-lived SSE stream on, event by event: each message is read and reviewed (a
-/// tools listing on it shows only approved tools, an unreadable event is dropped and recorded,
-/// see [`sse`]), and `notifications/tools/list_changed` is added whenever an approval or block
-/// changes what this upstream's clients may see.
-fn with_list_changed(
-    gw: &Arc<Gateway>,
-    upstream: &Upstream,
-    response: Response<Incoming>,
-) -> Response<GatewayBody> {
-    let is_sse = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|c| c.starts_with("text/event-stream"));
-    if !is_sse || !response.status().is_success() {
-        return passthrough(response, None);
-    }
-    let (parts, incoming) = response.into_parts();
-    let state = ListenState {
-        frames: http_body_util::BodyStream::new(incoming),
-        notices: gw.list_changed.subscribe(),
-        splitter: sse::EventSplitter::new(gw.max_list),
-        gw: gw.clone(),
-        upstream: upstream.name.clone(),
-        done: false,
-    };
-    let merged = futures_util::stream::unfold(state, |mut st| async move {
-        loop {
-            if st.done {
-                return None;
-            }
-            tokio::select! {
-                frame = st.frames.next() => match frame {
-                    None => return None,
-                    Some(Err(e)) => {
-                        st.done = true;
-                        return Some((Err(e), st));
-                    }
-                    Some(Ok(frame)) => {
-                        let Ok(data) = frame.into_data() else { continue };
-                        let out = st.review(&data).await;
-                        if !out.is_empty() {
-                            return Some((Ok(hyper::body::Frame::data(Bytes::from(out))), st));
-                        }
-                    }
-                },
-                notice = st.notices.recv() => match notice {
-                    Ok(changed) if changed == st.upstream => {
-                        let text = "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/tools/list_changed\"}\n\n";
-                        return Some((Ok(hyper::body::Frame::data(Bytes::from_static(text.as_bytes()))), st));
-                    }
-                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => {
-                        st.notices = st.gw.list_changed.subscribe();
-                    }
-                }
-            }
-        }
-    });
-    let mut out = Response::new(BodyExt::boxed(http_body_util::StreamBody::new(merged)));
-    *out.status_mut() = parts.status;
-    *out.headers_mut() = upstream::response_headers(&parts.headers);
-    out
-}
-
-/// A long-lived stream being reviewed (see [`with_list_changed`]).
-struct ListenState {
-    frames: http_body_util::BodyStream<Incoming>,
-    notices: tokio::sync::broadcast::Receiver<String>,
-    splitter: sse::EventSplitter,
-    gw: Arc<Gateway>,
-    upstream: String,
-    done: bool,
-}
-
-impl ListenState {
-    /// Reviews the events a chunk completed; returns what to send on.
-    async fn review(&mut self, data: &[u8]) -> String {
-        let events = match self.splitter.push(data) {
-            Ok(events) => events,
-            Err(e) => {
-                self.done = true;
-                self.record_drop(e.to_string()).await;
-                return String::new();
-            }
-        };
-        let mut out = String::new();
-        let mut changes = Vec::new();
-        let mut dropped = 0;
-        for event in events {
-            let gw = &self.gw;
-            let upstream = &self.upstream;
-            match sse::judge(&event, |m| review_listing(gw, upstream, m, &mut changes)) {
-                sse::Verdict::Send(text) => out.push_str(&text),
-                sse::Verdict::Unreadable => dropped += 1,
-            }
-        }
-        for change in changes {
-            self.gw.events.emit(EventData::ToolChange(change)).await;
-        }
-        if dropped > 0 {
-            self.record_drop(format!(
-                "dropped {dropped} stream event(s) whose data is not JSON"
-            ))
-            .await;
-        }
-        out
-    }
-
-    async fn record_drop(&self, detail: String) {
-        self.gw.metrics.refusal("upstream_malformed");
-        self.gw
-            .events
-            .emit(EventData::Refusal(Refusal {
-                status: 200,
-                reason: "upstream_malformed".into(),
-                detail: format!("upstream {}: {detail}", self.upstream),
-                upstream: Some(self.upstream.clone()),
-                method: None,
-                user: None,
-                remote: None,
-            }))
-            .await;
-    }
+    gw.pins.forget(&bound.binding);
+    Ok(review::passthrough(response))
 }

@@ -3,6 +3,12 @@
 //! (`<user>:<session>`). 2026-07-28 has no sessions: a binding per subject and client
 //! (`<user>:<client>`) records who calls from where. Sessions never authenticate: a session id
 //! is only looked up after the token was validated, and only for the subject it belongs to.
+//!
+//! Revoking a binding revokes what the token behind it proves, not the binding's name: the
+//! token's issuer, subject and client id (`client_id`/`azp`), or, when the token proves no
+//! client, the subject itself. Every token of that identity issued at or before the revocation
+//! is refused on both revisions, whatever client name a request declares, and every live
+//! session of it ends.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -25,6 +31,8 @@ pub struct Session {
     pub upstream: String,
     /// Token subject it is bound to.
     pub user: String,
+    /// The token's issuer.
+    pub issuer: String,
     /// Client.
     pub client: ClientInfo,
     /// Protocol version.
@@ -44,6 +52,8 @@ pub struct Session {
 pub struct Binding {
     /// Subject.
     pub user: String,
+    /// The token's issuer.
+    pub issuer: String,
     /// Client key (OAuth client id, else client name).
     pub client_key: String,
     /// Client.
@@ -87,13 +97,40 @@ struct Inner {
     sessions: HashMap<String, Session>,
     revoked_sessions: HashMap<String, String>,
     bindings: HashMap<String, Binding>,
-    /// Stateless bindings revoked, with the time: tokens issued before it are refused.
-    revoked_bindings: HashMap<String, i64>,
+    /// Identities revoked: tokens of them issued at or before `before` are refused.
+    revocations: Vec<Revocation>,
 }
 
-/// The binding key of a session.
+/// What a revocation cuts off (see the module comment).
+pub use crate::protocol::events::Revocation;
+
+/// Whether a revocation covers a token's identity and age.
+pub fn revocation_covers(
+    r: &Revocation,
+    issuer: &str,
+    subject: &str,
+    client_id: Option<&str>,
+    issued_at: Option<i64>,
+) -> bool {
+    r.subject == subject
+        && r.issuer.as_deref().is_none_or(|i| i == issuer)
+        && r.client_id.as_deref().is_none_or(|c| Some(c) == client_id)
+        && issued_at.is_none_or(|iat| iat <= r.before)
+}
+
+/// The binding key of a session (`<user>:<session>`) or a stateless binding
+/// (`<user>:<client>`). Each part has `%` and `:` percent-encoded, so the one `:` between them
+/// is unambiguous: `a:b` + `c` and `a` + `b:c` are different keys.
 pub fn session_key(user: &str, session_id: &str) -> String {
-    format!("{user}:{session_id}")
+    format!("{}:{}", key_part(user), key_part(session_id))
+}
+
+fn key_part(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains(['%', ':']) {
+        text.replace('%', "%25").replace(':', "%3A").into()
+    } else {
+        text.into()
+    }
 }
 
 /// A new session id: 256 bits from the OS random source, base64url.
@@ -131,7 +168,7 @@ impl Sessions {
         id: String,
         upstream_session: Option<String>,
         upstream: &str,
-        user: &str,
+        (issuer, user): (&str, &str),
         client: ClientInfo,
         version: &str,
     ) -> Session {
@@ -141,6 +178,7 @@ impl Sessions {
             upstream_session,
             upstream: upstream.to_string(),
             user: user.to_string(),
+            issuer: issuer.to_string(),
             client,
             protocol_version: version.to_string(),
             created: Utc::now(),
@@ -217,53 +255,106 @@ impl Sessions {
         ))
     }
 
-    /// Revokes a binding by key (`user:session` or `user:client`); returns its event.
-    pub fn revoke(&self, binding: &str, reason: &str, now_unix: i64) -> Option<SessionEvent> {
+    /// Revokes a binding by key (`user:session` or `user:client`): the identity its token
+    /// proves is revoked for every token issued at or before `now_unix`, and every live session
+    /// of that identity ends. Returns the events: the named binding's first (carrying the
+    /// revocation in `revokes`), then one per other session it cut off.
+    pub fn revoke(&self, binding: &str, reason: &str, now_unix: i64) -> Option<Vec<SessionEvent>> {
         let mut inner = self.lock();
-        let session_id = inner
+        let named = inner
             .sessions
             .values()
             .find(|s| session_key(&s.user, &s.id) == binding)
-            .map(|s| s.id.clone());
-        if let Some(id) = session_id {
-            let session = inner.sessions.remove(&id)?;
-            inner.revoked_sessions.insert(id, binding.to_string());
-            return Some(event_of(
-                &session,
-                SessionChange::Revoked,
-                None,
-                Some(reason.to_string()),
-            ));
+            .map(|s| (s.issuer.clone(), s.user.clone(), s.client.client_id.clone()))
+            .or_else(|| {
+                inner
+                    .bindings
+                    .get(binding)
+                    .map(|b| (b.issuer.clone(), b.user.clone(), b.client.client_id.clone()))
+            });
+        let (issuer, subject, client_id) = named?;
+        let revocation = Revocation {
+            issuer: Some(issuer),
+            subject,
+            client_id,
+            before: now_unix,
+        };
+        let covered = |issuer: &str, user: &str, client: Option<&str>| {
+            revocation_covers(&revocation, issuer, user, client, None)
+        };
+        let mut events = Vec::new();
+        let cut: Vec<String> = inner
+            .sessions
+            .values()
+            .filter(|s| covered(&s.issuer, &s.user, s.client.client_id.as_deref()))
+            .map(|s| s.id.clone())
+            .collect();
+        for id in cut {
+            if let Some(session) = inner.sessions.remove(&id) {
+                let key = session_key(&session.user, &session.id);
+                inner.revoked_sessions.insert(id, key.clone());
+                let mut event = event_of(
+                    &session,
+                    SessionChange::Revoked,
+                    None,
+                    Some(reason.to_string()),
+                );
+                if key == binding {
+                    event.revokes = Some(revocation.clone());
+                    events.insert(0, event);
+                } else {
+                    events.push(event);
+                }
+            }
         }
-        let stateless = inner.bindings.get(binding).cloned()?;
-        inner.revoked_bindings.insert(binding.to_string(), now_unix);
-        Some(binding_event(
-            binding,
-            &stateless,
-            SessionChange::Revoked,
-            Some(reason.to_string()),
-        ))
+        let stateless: Vec<(String, Binding)> = inner
+            .bindings
+            .iter()
+            .filter(|(_, b)| covered(&b.issuer, &b.user, b.client.client_id.as_deref()))
+            .map(|(k, b)| (k.clone(), b.clone()))
+            .collect();
+        for (key, b) in stateless {
+            inner.bindings.remove(&key);
+            let mut event =
+                binding_event(&key, &b, SessionChange::Revoked, Some(reason.to_string()));
+            if key == binding {
+                event.revokes = Some(revocation.clone());
+                events.insert(0, event);
+            } else {
+                events.push(event);
+            }
+        }
+        inner.revocations.push(revocation);
+        Some(events)
     }
 
-    /// Restores a stateless revocation found in the store at start.
-    pub fn restore_revocation(&self, binding: &str, at_unix: i64) {
+    /// Restores a revocation found in the store at start.
+    pub fn restore_revocation(&self, revocation: Revocation) {
+        let mut inner = self.lock();
+        if !inner.revocations.contains(&revocation) {
+            inner.revocations.push(revocation);
+        }
+    }
+
+    /// The revocation that refuses this token, if any.
+    pub fn revocation_for(
+        &self,
+        issuer: &str,
+        subject: &str,
+        client_id: Option<&str>,
+        issued_at: Option<i64>,
+    ) -> Option<Revocation> {
         self.lock()
-            .revoked_bindings
-            .insert(binding.to_string(), at_unix);
-    }
-
-    /// Whether a stateless binding was revoked after this token was issued (then refuse).
-    pub fn revoked_for(&self, binding: &str, issued_at: Option<i64>) -> bool {
-        match self.lock().revoked_bindings.get(binding) {
-            None => false,
-            Some(&at) => issued_at.is_none_or(|iat| iat <= at),
-        }
+            .revocations
+            .iter()
+            .find(|r| revocation_covers(r, issuer, subject, client_id, issued_at))
+            .cloned()
     }
 
     /// Notes a stateless call; returns a `bound` event the first time the binding is seen.
     pub fn touch_binding(
         &self,
-        user: &str,
+        (issuer, user): (&str, &str),
         client_key: &str,
         client: &ClientInfo,
         upstream: &str,
@@ -275,6 +366,7 @@ impl Sessions {
             first = true;
             Binding {
                 user: user.to_string(),
+                issuer: issuer.to_string(),
                 client_key: client_key.to_string(),
                 client: client.clone(),
                 upstream: upstream.to_string(),
@@ -300,7 +392,6 @@ impl Sessions {
             inner
                 .bindings
                 .iter()
-                .filter(|(k, _)| !inner.revoked_bindings.contains_key(*k))
                 .map(|(k, b)| binding_event(k, b, SessionChange::Seen, None)),
         );
         out
@@ -354,6 +445,7 @@ fn event_of(
         reuse_attempts: s.reuse_attempts,
         other_user,
         reason,
+        revokes: None,
     }
 }
 
@@ -377,6 +469,7 @@ fn binding_event(
         reuse_attempts: 0,
         other_user: None,
         reason,
+        revokes: None,
     }
 }
 
@@ -403,7 +496,7 @@ mod tests {
             "sid".into(),
             Some("up".into()),
             "fs",
-            "alice",
+            ("https://idp", "alice"),
             ClientInfo::default(),
             "2025-11-25",
         );
@@ -434,7 +527,7 @@ mod tests {
             "sid".into(),
             None,
             "fs",
-            "alice",
+            ("https://idp", "alice"),
             ClientInfo::default(),
             "2025-11-25",
         ));
@@ -443,16 +536,86 @@ mod tests {
             t.use_session("sid", "alice", "fs", true).unwrap_err().0,
             SessionRefusal::Revoked
         );
-        let (key, first) = t.touch_binding("bob", "cli", &ClientInfo::default(), "fs");
+        // The token proved no client: all of alice's older tokens are refused.
+        assert!(
+            t.revocation_for("https://idp", "alice", Some("any"), Some(100))
+                .is_some()
+        );
+        assert!(
+            t.revocation_for("https://idp", "alice", None, None)
+                .is_some()
+        );
+        assert!(
+            t.revocation_for("https://idp", "alice", None, Some(101))
+                .is_none()
+        );
+        assert!(
+            t.revocation_for("https://other", "alice", None, Some(1))
+                .is_none()
+        );
+        let bob = ClientInfo {
+            name: "cli".into(),
+            version: None,
+            client_id: Some("bob-app".into()),
+        };
+        let (key, first) = t.touch_binding(("https://idp", "bob"), "bob-app", &bob, "fs");
         assert!(first.is_some());
         assert!(
-            t.touch_binding("bob", "cli", &ClientInfo::default(), "fs")
+            t.touch_binding(("https://idp", "bob"), "bob-app", &bob, "fs")
                 .1
                 .is_none()
         );
-        assert!(t.revoke(&key, "test", 1000).is_some());
-        assert!(t.revoked_for(&key, Some(999)));
-        assert!(t.revoked_for(&key, None));
-        assert!(!t.revoked_for(&key, Some(1001)));
+        let events = t.revoke(&key, "test", 1000).unwrap();
+        let revokes = events[0].revokes.clone().unwrap();
+        assert_eq!(revokes.client_id.as_deref(), Some("bob-app"));
+        // What the token proves: bob through bob-app, under any declared name; not bob's
+        // other clients.
+        assert!(
+            t.revocation_for("https://idp", "bob", Some("bob-app"), Some(999))
+                .is_some()
+        );
+        assert!(
+            t.revocation_for("https://idp", "bob", Some("bob-app"), None)
+                .is_some()
+        );
+        assert!(
+            t.revocation_for("https://idp", "bob", Some("bob-app"), Some(1001))
+                .is_none()
+        );
+        assert!(
+            t.revocation_for("https://idp", "bob", Some("other-app"), Some(999))
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn a_revocation_ends_every_live_session_of_the_identity() {
+        let t = table();
+        for id in ["s1", "s2"] {
+            t.create(Sessions::new_session(
+                id.into(),
+                None,
+                "fs",
+                ("https://idp", "carol"),
+                ClientInfo::default(),
+                "2025-11-25",
+            ));
+        }
+        let events = t.revoke("carol:s1", "stolen laptop", 50).unwrap();
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[0].binding, "carol:s1");
+        assert!(events[0].revokes.is_some() && events[1].revokes.is_none());
+        assert_eq!(
+            t.use_session("s2", "carol", "fs", false).unwrap_err().0,
+            SessionRefusal::Revoked
+        );
+    }
+
+    #[test]
+    fn binding_keys_cannot_collide() {
+        assert_ne!(session_key("a:b", "c"), session_key("a", "b:c"));
+        assert_eq!(session_key("alice", "sid"), "alice:sid");
+        assert_eq!(session_key("a:b", "c"), "a%3Ab:c");
+        assert_ne!(session_key("a%3Ab", "c"), session_key("a:b", "c"));
     }
 }

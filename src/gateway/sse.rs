@@ -149,7 +149,7 @@ pub fn payloads(body: &[u8]) -> Vec<String> {
 pub enum Verdict {
     /// Send these bytes.
     Send(String),
-    /// Drop it: its data is not JSON.
+    /// Drop it: its data is not one JSON object read one way, or the review withheld it.
     Unreadable,
 }
 
@@ -188,18 +188,24 @@ pub fn write_event(event: &Event, message: Option<&Value>) -> String {
     out
 }
 
-/// Decides one event: data that is JSON goes through `review` (which may rewrite it) and is
-/// re-serialized; an event without data keeps only its id, retry or a bare comment.
-pub fn judge(bytes: &[u8], review: impl FnOnce(Value) -> Value) -> Verdict {
+/// Decides one event: data that is one JSON object goes through `review` (which may rewrite it,
+/// or withhold it with `None`) and is re-serialized; an event without data keeps only its id,
+/// retry or a bare comment.
+pub fn judge(bytes: &[u8], review: impl FnOnce(Value) -> Option<Value>) -> Verdict {
     let event = Event::parse(bytes);
     match &event.data {
         // An empty data field dispatches no message (a priming event: id and retry only, as
         // MCP 2025-11-25 servers such as rmcp send first).
         None => Verdict::Send(write_event(&event, None)),
         Some(data) if data.is_empty() => Verdict::Send(write_event(&event, None)),
-        Some(data) => match serde_json::from_str::<Value>(data) {
-            Ok(message) => Verdict::Send(write_event(&event, Some(&review(message)))),
-            Err(_) => Verdict::Unreadable,
+        // One message per event, read the one way: an array (a batch, not part of MCP) or a
+        // repeated key could be read otherwise by the client.
+        Some(data) => match crate::protocol::strict_json::parse_str(data) {
+            Ok(message) if message.is_object() => match review(message) {
+                Some(message) => Verdict::Send(write_event(&event, Some(&message))),
+                None => Verdict::Unreadable,
+            },
+            Ok(_) | Err(_) => Verdict::Unreadable,
         },
     }
 }
@@ -268,7 +274,7 @@ mod tests {
             b"id: 3\ndata: {\"result\":{\"tools\":[1,2]}}\n\n",
             |mut v| {
                 v["result"]["tools"] = json!([1]);
-                v
+                Some(v)
             },
         );
         assert_eq!(
@@ -276,15 +282,22 @@ mod tests {
             Verdict::Send("id: 3\nevent: message\ndata: {\"result\":{\"tools\":[1]}}\n\n".into())
         );
         assert_eq!(
-            judge(b"data: {\"x\":1} trailing\n\n", |v| v),
+            judge(b"data: {\"x\":1} trailing\n\n", Some),
             Verdict::Unreadable
         );
+        // A batch, a repeated key, or a withheld message does not go on.
+        assert_eq!(judge(b"data: [{\"a\":1}]\n\n", Some), Verdict::Unreadable);
         assert_eq!(
-            judge(b": keep-alive\n\n", |v| v),
+            judge(b"data: {\"id\":1,\"id\":2}\n\n", Some),
+            Verdict::Unreadable
+        );
+        assert_eq!(judge(b"data: {}\n\n", |_| None), Verdict::Unreadable);
+        assert_eq!(
+            judge(b": keep-alive\n\n", Some),
             Verdict::Send(":\n\n".into())
         );
         assert_eq!(
-            judge(b"event: \x1b[2J\ndata: {}\n\n", |v| v),
+            judge(b"event: \x1b[2J\ndata: {}\n\n", Some),
             Verdict::Send("event: message\ndata: {}\n\n".into())
         );
     }

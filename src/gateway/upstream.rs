@@ -108,12 +108,16 @@ const FORWARDED: [&str; 5] = [
     "mcp-name",
 ];
 
-/// Builds the upstream request for a client request.
+/// Builds the upstream request for a client request. `Mcp-Param-*` headers cross only when
+/// named in `params` (the `x-mcp-header` properties of the approved tool being called, which
+/// the gateway checked against the body); the upstream is asked for an unencoded answer, the
+/// only kind the gateway reviews.
 pub fn request(
     upstream: &Upstream,
     method: Method,
     client_headers: &HeaderMap,
     upstream_session: Option<&str>,
+    params: &[String],
     body: GatewayBody,
 ) -> Result<Request<GatewayBody>, String> {
     let mut builder = Request::builder()
@@ -123,7 +127,7 @@ pub fn request(
     for (name, value) in client_headers {
         let n = name.as_str();
         if FORWARDED.contains(&n)
-            || n.starts_with("mcp-param-")
+            || (n.starts_with("mcp-param-") && params.iter().any(|p| p == n))
             || (method == Method::GET && n == "last-event-id")
         {
             headers.append(name.clone(), value.clone());
@@ -135,6 +139,10 @@ pub fn request(
             HeaderValue::from_static("application/json, text/event-stream"),
         );
     }
+    headers.insert(
+        header::ACCEPT_ENCODING,
+        HeaderValue::from_static("identity"),
+    );
     if let Some(session) = upstream_session {
         let value = HeaderValue::from_str(session).map_err(|_| "bad upstream session id")?;
         headers.insert(HeaderName::from_static("mcp-session-id"), value);
@@ -185,11 +193,14 @@ mod tests {
         h.insert(header::ORIGIN, HeaderValue::from_static("http://evil"));
         h.insert("mcp-method", HeaderValue::from_static("tools/call"));
         h.insert("mcp-param-region", HeaderValue::from_static("eu"));
+        h.insert("mcp-param-unchecked", HeaderValue::from_static("x"));
+        h.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("gzip"));
         let req = request(
             &up,
             Method::POST,
             &h,
             Some("up-sess"),
+            &["mcp-param-region".to_string()],
             super::super::body::empty(),
         )
         .unwrap();
@@ -203,6 +214,8 @@ mod tests {
         assert_eq!(sent.get("mcp-session-id").unwrap(), "up-sess");
         assert_eq!(sent.get("mcp-method").unwrap(), "tools/call");
         assert_eq!(sent.get("mcp-param-region").unwrap(), "eu");
+        assert!(sent.get("mcp-param-unchecked").is_none());
+        assert_eq!(sent.get(header::ACCEPT_ENCODING).unwrap(), "identity");
         assert!(sent.get(header::ACCEPT).is_some());
     }
 }

@@ -840,6 +840,7 @@ mod tests {
             reuse_attempts: 1,
             other_user: Some("mallory".into()),
             reason: None,
+            revokes: None,
         };
         let drafts = a.observe(&env(1, 1_000, EventData::Session(session)));
         assert_eq!(drafts[0].finding.rule, "session.reuse_by_other_identity");
@@ -1005,6 +1006,7 @@ mod tests {
             reuse_attempts: 1,
             other_user: None,
             reason: None,
+            revokes: None,
         };
         assert!(
             a.observe(&env(1, 1, EventData::Session(session)))

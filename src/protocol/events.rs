@@ -233,6 +233,44 @@ pub struct SessionEvent {
     /// Who or what caused the change, and why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// For `revoked` (on the binding a command named): the identity the revocation cuts off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revokes: Option<Revocation>,
+}
+
+/// An identity cut off at a gateway: every token of `subject` (from `issuer`, for
+/// `client_id`, when given) issued at or before `before` is refused, on both revisions and
+/// whatever client name a request declares. Without `client_id` it is the subject's whole
+/// access through that gateway (the token proved no client).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revocation {
+    /// The token's issuer (absent: any trusted issuer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// The token's subject.
+    pub subject: String,
+    /// The client the token proves (`client_id`/`azp`); absent: every client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// Unix seconds: tokens issued (`iat`) at or before it are refused; tokens without `iat`
+    /// always are.
+    pub before: i64,
+}
+
+impl Revocation {
+    /// What it cuts off, in words for a responder.
+    pub fn describe(&self) -> String {
+        match &self.client_id {
+            Some(client) => format!(
+                "tokens of {} for client {client} issued before the revocation",
+                self.subject
+            ),
+            None => format!(
+                "all of {}'s tokens issued before the revocation (the token proved no client)",
+                self.subject
+            ),
+        }
+    }
 }
 
 /// Where a tool definition change stands.

@@ -7,6 +7,7 @@ pub mod events;
 pub mod frames;
 pub mod hash;
 pub mod limits;
+pub mod strict_json;
 
 pub use commands::{Command, CommandError, CommandErrorCode};
 pub use envelope::{Envelope, EnvelopeError, format_time};

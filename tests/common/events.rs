@@ -74,6 +74,7 @@ pub fn session(binding: &str, change: SessionChange) -> EventData {
         reuse_attempts: 0,
         other_user: None,
         reason: None,
+        revokes: None,
     })
 }
 

@@ -283,6 +283,7 @@ pub fn session(binding: &str, user: &str, change: SessionChange) -> SessionRow {
             reuse_attempts: 0,
             other_user: None,
             reason: None,
+            revokes: None,
         },
     }
 }
