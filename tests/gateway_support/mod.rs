@@ -389,6 +389,8 @@ pub struct GatewaySetup {
     /// Fetch the issuer's keys from this URL (refreshed every 10 s) instead of `jwks_file`;
     /// `Gateway::start` still writes the JWKS to `<dir>/idp-jwks.json` for the URL to serve.
     pub jwks_url: Option<String>,
+    /// Extra lines for the `[gateway]` table (e.g. `body_timeout_secs = 2`).
+    pub gateway_extra: String,
 }
 
 impl GatewaySetup {
@@ -402,6 +404,7 @@ impl GatewaySetup {
             credential: None,
             allowed_origins: Vec::new(),
             jwks_url: None,
+            gateway_extra: String::new(),
         }
     }
 }
@@ -456,6 +459,7 @@ resource = {resource:?}
 trust_on_first_use = {tofu}
 allowed_origins = {origins}
 response_timeout_secs = 60
+{gateway_extra}
 [gateway.auth]
 issuers = [{ISSUER:?}]
 {keys_from}
@@ -479,6 +483,7 @@ role = "viewer"
 token_sha256 = "{viewer}"
 "#,
             tofu = setup.trust_on_first_use,
+            gateway_extra = setup.gateway_extra,
             origins = json!(setup.allowed_origins),
             name = setup.name,
             url = setup.upstream_url,
