@@ -15,6 +15,7 @@ pub mod pins;
 mod proxy;
 pub mod redact;
 mod review;
+mod server_requests;
 pub mod sessions;
 mod sse;
 mod upstream;
@@ -62,6 +63,16 @@ pub struct Gateway {
     max_list: usize,
     response_timeout: Duration,
     list_changed: broadcast::Sender<String>,
+    server_requests: server_requests::ServerRequests,
+}
+
+impl Gateway {
+    /// Forgets what a caller whose binding ended was offered and asked (see [`pins`] and
+    /// [`server_requests`]).
+    fn forget_audience(&self, binding: &str) {
+        self.pins.forget(binding);
+        self.server_requests.forget(binding);
+    }
 }
 
 /// Loads the issuers' keys from the configured JWKS file (and HS256 secret, for tests); keys
@@ -182,6 +193,7 @@ pub async fn start(config: &Config, store: Store) -> anyhow::Result<Running> {
         max_list: gc.max_list_bytes,
         response_timeout: Duration::from_secs(gc.response_timeout_secs.max(1)),
         list_changed,
+        server_requests: Default::default(),
     });
     if let Some(url) = gateway.tokens.url() {
         // Fail closed and loud: without the issuers' keys no token could be accepted.
@@ -316,7 +328,7 @@ async fn command(gateway: &Gateway, by: &str, command: Command) -> Result<String
                 .unwrap_or_default();
             let cut = events.len();
             for event in events {
-                gateway.pins.forget(&event.binding);
+                gateway.forget_audience(&event.binding);
                 gateway.events.emit(EventData::Session(event)).await;
             }
             Ok(format!(
@@ -340,7 +352,7 @@ async fn housekeeping(gateway: Arc<Gateway>) {
     loop {
         tick.tick().await;
         for event in gateway.sessions.expire() {
-            gateway.pins.forget(&event.binding);
+            gateway.forget_audience(&event.binding);
             gateway.events.emit(EventData::Session(event)).await;
         }
         for event in gateway.sessions.activity() {

@@ -60,6 +60,8 @@ pub enum CallRefusal {
     NotApprovedDefinition(String),
     /// The caller's listing named the tool twice with different definitions.
     Ambiguous,
+    /// The caller's last listing from this upstream could not be read with certainty.
+    UnreadableListing,
 }
 
 impl CallRefusal {
@@ -81,6 +83,9 @@ impl CallRefusal {
             Self::Ambiguous => format!(
                 "tool {tool} was listed twice with different definitions: the gateway cannot tell which one the client took"
             ),
+            Self::UnreadableListing => format!(
+                "the last tools/list answer for this caller could not be read with certainty, so the definition of {tool} it offered is unknown: list tools again"
+            ),
         }
     }
 }
@@ -91,6 +96,9 @@ struct Inner {
     /// Per audience: (upstream, tool) to what it was offered, with the order audiences came.
     offered: HashMap<String, (u64, HashMap<(String, String), Offered>)>,
     next_order: u64,
+    /// (upstream, audience) whose last listing was refused as unreadable: every call refused
+    /// until a listing is read.
+    unreadable: HashSet<(String, String)>,
 }
 
 /// The pins of every upstream.
@@ -166,6 +174,9 @@ impl Pins {
     pub fn review(&self, upstream: &str, audience: &str, tools: &[Value]) -> Listing {
         let mut listing = Listing::default();
         let mut inner = self.lock();
+        inner
+            .unreadable
+            .remove(&(upstream.to_string(), audience.to_string()));
         // A name listed twice with different definitions is shown in neither form.
         let mut hashes: HashMap<&str, HashSet<String>> = HashMap::new();
         for tool in tools {
@@ -260,6 +271,12 @@ impl Pins {
     ) -> Result<Value, CallRefusal> {
         let inner = self.lock();
         let key = (upstream.to_string(), tool.to_string());
+        if inner
+            .unreadable
+            .contains(&(upstream.to_string(), audience.to_string()))
+        {
+            return Err(CallRefusal::UnreadableListing);
+        }
         let Some(pin) = inner.pins.get(&key) else {
             return Err(CallRefusal::Unknown);
         };
@@ -297,7 +314,18 @@ impl Pins {
 
     /// Forgets what an audience was offered (its session ended or was revoked).
     pub fn forget(&self, audience: &str) {
-        self.lock().offered.remove(audience);
+        let mut inner = self.lock();
+        inner.offered.remove(audience);
+        inner.unreadable.retain(|(_, a)| a != audience);
+    }
+
+    /// Records that a listing `audience` asked for could not be read: it may have carried
+    /// definitions nobody reviewed, so every call of that audience to that upstream is refused
+    /// until a listing is read (fail closed).
+    pub fn listing_unreadable(&self, upstream: &str, audience: &str) {
+        self.lock()
+            .unreadable
+            .insert((upstream.to_string(), audience.to_string()));
     }
 
     /// Approves or rejects the pending definition named by `proposed_hash`, atomically.

@@ -605,6 +605,9 @@ async fn post(
             }
         }
     };
+    if message.kind == Kind::Response {
+        answer_to_server(gw, &bound, &message, &bytes).await?;
+    }
     if let Some(tool) = tool_name {
         return tool_call(
             gw,
@@ -644,6 +647,31 @@ async fn post(
         return Ok(out);
     }
     Ok(out)
+}
+
+/// A client's answer to a request of the server: it must answer a request the server sent this
+/// caller, once, in the shape of its method ([`super::server_requests`]).
+async fn answer_to_server(
+    gw: &Gateway,
+    bound: &Bound,
+    message: &Message,
+    bytes: &[u8],
+) -> Result<(), Refused> {
+    let whole = crate::protocol::strict_json::parse(bytes).map_err(|e| {
+        Refused::new(StatusCode::BAD_REQUEST, "malformed_jsonrpc", e.to_string())
+            .rpc(Some(message), codes::INVALID_REQUEST)
+    })?;
+    let id = message.id.clone().unwrap_or(Value::Null);
+    gw.server_requests
+        .answer(&bound.binding, &id, &whole)
+        .map_err(|e| {
+            let reason = match e {
+                super::server_requests::BadAnswer::Unsolicited(_) => "unsolicited_response",
+                super::server_requests::BadAnswer::Malformed { .. } => "malformed_response",
+            };
+            Refused::new(StatusCode::BAD_REQUEST, reason, e.to_string())
+                .rpc(Some(message), codes::INVALID_REQUEST)
+        })
 }
 
 /// The upstream's answer to a POST, reviewed ([`review::answer`]).
@@ -840,7 +868,36 @@ async fn tool_call(
             return Err(refused.rpc(Some(&message), codes::POLICY));
         }
     };
-    let (parts, incoming) = response.into_parts();
+    // An event stream is reviewed event by event (responses to other requests dropped, the
+    // server's own requests noted for their answers); a JSON answer streams through as it is.
+    let (parts, streamed): (_, GatewayBody) = match super::media::body_kind(response.headers()) {
+        Err(e) if response.status().is_success() => {
+            let detail = format!("tools/call answer refused: {e}");
+            call.phase = CallPhase::Finished;
+            call.is_error = true;
+            call.reason = Some(detail.clone());
+            call.latency_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
+            gw.events.emit(EventData::ToolCall(call)).await;
+            return Err(
+                Refused::new(StatusCode::BAD_GATEWAY, "upstream_malformed", detail)
+                    .rpc(Some(&message), codes::POLICY),
+            );
+        }
+        Ok(super::media::BodyKind::EventStream) if response.status().is_success() => {
+            let expect = review::Expect {
+                upstream: upstream.name.clone(),
+                audience: bound.binding.clone(),
+                id: message.id.clone(),
+                listing: false,
+                method: message.method.clone(),
+            };
+            review::stream(gw, expect, response).into_parts()
+        }
+        _ => {
+            let (parts, incoming) = response.into_parts();
+            (parts, incoming.boxed())
+        }
+    };
     let content_type = parts
         .headers
         .get(header::CONTENT_TYPE)
@@ -850,7 +907,7 @@ async fn tool_call(
     let events = gw.events.clone();
     let id = message.id.clone();
     let status = parts.status;
-    let tee = TeeBody::new(incoming, RESULT_CAPTURE, move |captured: Captured| {
+    let tee = TeeBody::new(streamed, RESULT_CAPTURE, move |captured: Captured| {
         finish_call(
             &mut call,
             status,
@@ -1034,6 +1091,6 @@ async fn delete(
     {
         gw.events.emit(EventData::Session(event)).await;
     }
-    gw.pins.forget(&bound.binding);
+    gw.forget_audience(&bound.binding);
     Ok(review::passthrough(response))
 }

@@ -83,6 +83,13 @@ fn review_message(
     mut message: Value,
     changes: &mut Vec<ToolChange>,
 ) -> Result<Value, Withheld> {
+    if let (Some(method), Some(id)) = (
+        message.get("method").and_then(Value::as_str),
+        message.get("id").filter(|id| !id.is_null()),
+    ) {
+        // A request from the server: the client's answer will be checked against it.
+        gw.server_requests.sent(&expect.audience, id, method);
+    }
     let id = response_id(&message).cloned();
     let is_listing = match (&expect.id, &id) {
         (Some(expected), Some(got)) if expected != got => {
@@ -109,8 +116,13 @@ fn review_message(
     Ok(message)
 }
 
-/// Records what the gateway would not pass on.
+/// Records what the gateway would not pass on; when it was (part of) a listing, that caller's
+/// calls are refused until a listing is read ([`super::pins::Pins::listing_unreadable`]).
 pub async fn record_unreadable(gw: &Gateway, expect: &Expect, status: u16, detail: String) {
+    if expect.listing {
+        gw.pins
+            .listing_unreadable(&expect.upstream, &expect.audience);
+    }
     gw.metrics.refusal("upstream_malformed");
     gw.events
         .emit(EventData::Refusal(Refusal {
