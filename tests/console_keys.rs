@@ -540,13 +540,17 @@ fn contain_revokes_the_session_at_the_source_that_owns_it() {
     let Mode::Confirm { prompt, then } = app.mode.clone() else {
         panic!("expected a confirmation, got {:?}", app.mode);
     };
-    assert_eq!(prompt, "Revoke session alice:s-7f3a at gw? [y/N]");
+    assert_eq!(
+        prompt,
+        "Revoke session alice:s-7f3a at gw?\nThe token proved no client: cuts off ALL of alice's access through gw (tokens issued until now).\n[y/N]"
+    );
     assert_eq!(
         then.source, GW,
         "the gateway owns the binding, not the monitor"
     );
     let s = screen(&app, 80, 24);
-    assert_screen(&s, "Revoke session alice:s-7f3a at gw? [y/N]");
+    assert_screen(&s, "Revoke session alice:s-7f3a at gw?");
+    assert_screen(&s, "cuts off ALL of alice's");
     let effects = press_char(&mut app, 'y');
     let pending = sent(&effects);
     assert_eq!(pending.source, GW);
@@ -722,7 +726,10 @@ fn revoke_on_sessions_asks_then_sends() {
     let Mode::Confirm { prompt, then } = &app.mode else {
         panic!("expected a confirmation, got {:?}", app.mode);
     };
-    assert_eq!(prompt, "Revoke session alice:s-7f3a at gw? [y/N]");
+    assert_eq!(
+        prompt,
+        "Revoke session alice:s-7f3a at gw?\nThe token proved no client: cuts off ALL of alice's access through gw (tokens issued until now).\n[y/N]"
+    );
     assert_eq!(then.source, GW);
     let effects = press_char(&mut app, 'y');
     let pending = sent(&effects);

@@ -567,13 +567,9 @@ fn demo_parts_as_processes_under_the_console() {
         while Instant::now() < deadline {
             let out = traffic.log();
             let after = &out[out.find(&format!("session {short}")).unwrap_or(0)..];
-            if !lines_with(
-                after,
-                "GATEWAY",
-                "refused a request of dave (session_revoked",
-            )
-            .is_empty()
-            {
+            // The revocation cut off the identity the session's token proved: its next
+            // request is refused at the token, before any session lookup.
+            if !lines_with(after, "GATEWAY", "refused a token (revoked): user dave").is_empty() {
                 revoked = Some(binding.clone());
                 break;
             }
@@ -730,11 +726,12 @@ fn demo_parts_as_processes_under_the_console() {
     .expect("the gateway recorded the revocation");
     assert!(
         gateway_json[revocation..].iter().any(|e| {
-            e["type"] == "mcpsoc.refusal.v1"
-                && e["data"]["reason"] == "session_revoked"
+            e["type"] == "mcpsoc.auth.v1"
+                && e["data"]["outcome"] == "rejected"
+                && e["data"]["reason"] == "revoked"
                 && e["data"]["user"] == "dave"
         }),
-        "the gateway did not record refusing the revoked session"
+        "the gateway did not record refusing the revoked identity's token"
     );
     eprintln!(
         "demo_e2e: {} gateway and {} monitor events identical in the console's store; done in {:?}",

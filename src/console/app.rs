@@ -811,7 +811,7 @@ fn on_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
             match choice {
                 Some(command) => {
                     app.mode = Mode::Confirm {
-                        prompt: confirm_prompt(&command),
+                        prompt: confirm_prompt(app, &command),
                         then: command,
                     };
                 }
@@ -859,11 +859,37 @@ fn edit(input: &mut String, key: &KeyEvent) {
     }
 }
 
-fn confirm_prompt(command: &PendingCommand) -> String {
+/// What revoking a binding cuts off, as the gateway will do it: a revocation keys on what the
+/// binding's token proved (its client id, else the whole subject), on both revisions.
+pub fn revocation_scope(app: &App, source: &str, binding: &str) -> String {
+    let session = app
+        .snapshot
+        .sessions
+        .iter()
+        .find(|s| s.source == source && s.session.binding == binding)
+        .map(|s| &s.session);
+    match session {
+        Some(s) => match &s.client.client_id {
+            Some(client) => format!(
+                "Cuts off {}'s tokens for client {client} issued until now, on both protocol revisions.",
+                s.user
+            ),
+            None => format!(
+                "The token proved no client: cuts off ALL of {}'s access through {source} (tokens issued until now).",
+                s.user
+            ),
+        },
+        None => format!("Cuts off the identity behind it at {source} (tokens issued until now)."),
+    }
+}
+
+fn confirm_prompt(app: &App, command: &PendingCommand) -> String {
     match &command.command {
-        Command::RevokeSession { binding, .. } => {
-            format!("Revoke session {binding} at {}? [y/N]", command.source)
-        }
+        Command::RevokeSession { binding, .. } => format!(
+            "Revoke session {binding} at {}?\n{}\n[y/N]",
+            command.source,
+            revocation_scope(app, &command.source, binding)
+        ),
         Command::BlockTool { upstream, tool, .. } => {
             format!(
                 "Block tool {upstream}/{tool} at {} until approved again? [y/N]",
@@ -1314,7 +1340,7 @@ fn contain(app: &mut App) -> Vec<Effect> {
         }
         (Some(only), None) | (None, Some(only)) => {
             app.mode = Mode::Confirm {
-                prompt: confirm_prompt(&only),
+                prompt: confirm_prompt(app, &only),
                 then: only,
             };
         }
@@ -1355,7 +1381,7 @@ fn suppress(app: &mut App) -> Vec<Effect> {
         label: "suppressing".into(),
     };
     app.mode = Mode::Confirm {
-        prompt: confirm_prompt(&pending),
+        prompt: confirm_prompt(app, &pending),
         then: pending,
     };
     Vec::new()
@@ -1430,7 +1456,7 @@ fn revoke(app: &mut App) -> Vec<Effect> {
         return Vec::new();
     }
     app.mode = Mode::Confirm {
-        prompt: confirm_prompt(&pending),
+        prompt: confirm_prompt(app, &pending),
         then: pending,
     };
     Vec::new()

@@ -76,6 +76,12 @@ pub fn draw(frame: &mut Frame<'_>, app: &App) {
                 "  s  revoke session ({})",
                 command_target(&s.command)
             ));
+            if let crate::protocol::Command::RevokeSession { binding, .. } = &s.command {
+                lines.push(format!(
+                    "     {}",
+                    sanitize::line(&super::app::revocation_scope(app, &s.source, binding))
+                ));
+            }
         }
         if let Some(t) = tool {
             lines.push(format!("  b  block tool ({})", command_target(&t.command)));
