@@ -994,3 +994,226 @@ async fn a_client_answers_only_requests_the_server_sent_it_in_their_shape() {
     })
     .await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// The HTTP layer: pipelining, smuggling, header case, HTTP/2, oversized headers, look-alikes.
+
+/// Sends raw bytes on one connection and reads until the gateway closes it (or the deadline).
+async fn raw_exchange(gw: &Gateway, bytes: &[u8]) -> String {
+    let mut socket = TcpStream::connect(gw.mcp).await.expect("connect");
+    socket.write_all(bytes).await.expect("send");
+    let mut answer = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match tokio::time::timeout_at(deadline, socket.read(&mut chunk)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
+            Ok(Ok(n)) => answer.extend_from_slice(&chunk[..n]),
+        }
+    }
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// A raw POST that asks the gateway to close the connection after answering.
+fn raw_post(gw: &Gateway, headers: &str, body: &str) -> String {
+    raw_post_open(gw, &format!("{headers}connection: close\r\n"), body)
+}
+
+/// A raw POST that leaves the connection open (for pipelining).
+fn raw_post_open(gw: &Gateway, headers: &str, body: &str) -> String {
+    format!(
+        "POST /mcp/files HTTP/1.1\r\nhost: {}\r\naccept: application/json, text/event-stream\r\ncontent-type: application/json\r\n{headers}content-length: {}\r\n\r\n{body}",
+        gw.mcp,
+        body.len()
+    )
+}
+
+/// Lists a pending `wipe` next to the approved `read` (trust on first use approves `read`
+/// first), so tests can try to reach `wipe`.
+async fn with_pending_wipe(b: &Bench, token: &str) -> String {
+    let sid = session(&b.gw, token).await;
+    assert_eq!(listed(&list(&b.gw, token, &sid).await), ["read"]);
+    b.upstream.answer(|seen| {
+        (seen.method() == "tools/list").then(|| {
+            let wipe = json!({"name": "wipe", "description": "Delete everything.",
+                              "inputSchema": {"type": "object"}});
+            http_response(
+                "application/json",
+                "",
+                &result(
+                    &seen.json["id"],
+                    json!({"tools": [read_tool(BENIGN), wipe]}),
+                ),
+            )
+        })
+    });
+    sid
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_and_smuggled_requests_each_go_through_every_check() {
+    let b = bench(true).await;
+    let gw = &b.gw;
+    let token = gw.token("alice", json!({}));
+    let sid = with_pending_wipe(&b, &token).await;
+    // Two requests in one write: a harmless ping, then a call to the pending tool.
+    let auth = format!("authorization: Bearer {token}\r\nmcp-session-id: {sid}\r\n");
+    let ping = rpc(1, "ping", json!({})).to_string();
+    let wipe = rpc(2, "tools/call", json!({"name": "wipe", "arguments": {}})).to_string();
+    let pipelined = raw_post_open(gw, &auth, &ping) + &raw_post(gw, &auth, &wipe);
+    let answer = raw_exchange(gw, pipelined.as_bytes()).await;
+    assert_eq!(answer.matches("HTTP/1.1 ").count(), 2, "{answer}");
+    assert!(answer.contains("refused by the mcpsoc gateway"), "{answer}");
+    // Content-Length and Transfer-Encoding together, the smuggled call hidden in the body:
+    // the gateway never forwards bytes, so the second request is parsed and checked (no token:
+    // refused) or the whole connection is refused.
+    let hidden = format!(
+        "POST /mcp/files HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\nmcp-session-id: {sid}\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{wipe}",
+        wipe.len()
+    );
+    let smuggling = format!(
+        "POST /mcp/files HTTP/1.1\r\nhost: x\r\n{auth}content-type: application/json\r\naccept: application/json, text/event-stream\r\ncontent-length: 4\r\ntransfer-encoding: chunked\r\n\r\n{:x}\r\n{ping}\r\n0\r\n\r\n{hidden}",
+        ping.len()
+    );
+    let answer = raw_exchange(gw, smuggling.as_bytes()).await;
+    assert!(!answer.is_empty(), "no answer at all");
+    // Header names differ only in case: one header sent twice.
+    let twice = format!(
+        "{auth}mcp-protocol-version: 2026-07-28\r\nmcp-method: tools/call\r\nMcp-Name: read\r\nMCP-NAME: wipe\r\n"
+    );
+    let body = rpc(
+        3,
+        "tools/call",
+        json!({"name": "read", "arguments": {}, "_meta": meta("cli")}),
+    )
+    .to_string();
+    let answer = raw_exchange(gw, raw_post(gw, &twice, &body).as_bytes()).await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(
+        b.upstream
+            .calls()
+            .iter()
+            .all(|c| c.json["params"]["name"] != "wipe"),
+        "the pending tool was called"
+    );
+    assert!(b.upstream.calls().is_empty(), "no call was allowed at all");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_requests_get_the_same_checks() {
+    use http_body_util::{BodyExt, Full};
+    let b = bench(true).await;
+    let gw = &b.gw;
+    let token = gw.token("alice", json!({}));
+    let sid = with_pending_wipe(&b, &token).await;
+    let client: hyper_util::client::legacy::Client<_, Full<bytes::Bytes>> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .http2_only(true)
+            .build(hyper_util::client::legacy::connect::HttpConnector::new());
+    let send = |body: Value, extra: Vec<(&'static str, String)>| {
+        let mut builder = hyper::Request::post(&gw.url)
+            .header("authorization", format!("Bearer {token}"))
+            .header("accept", "application/json, text/event-stream")
+            .header("content-type", "application/json")
+            .header("mcp-session-id", sid.as_str());
+        for (name, value) in extra {
+            builder = builder.header(name, value);
+        }
+        let request = builder
+            .body(Full::new(bytes::Bytes::from(body.to_string())))
+            .expect("request");
+        let client = client.clone();
+        async move {
+            let response = tokio::time::timeout(TIMEOUT, client.request(request))
+                .await
+                .expect("in time")
+                .expect("HTTP/2 exchange");
+            assert_eq!(response.version(), hyper::Version::HTTP_2);
+            let status = response.status();
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .expect("body")
+                .to_bytes();
+            (status, String::from_utf8_lossy(&body).into_owned())
+        }
+    };
+    let (status, text) = send(
+        rpc(5, "tools/call", json!({"name": "wipe", "arguments": {}})),
+        vec![],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(text.contains("refused by the mcpsoc gateway"), "{text}");
+    let (status, _) = send(
+        rpc(6, "tools/call", json!({"name": "read", "arguments": {}})),
+        vec![("mcp-name", "read".into()), ("mcp-name", "wipe".into())],
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(b.upstream.calls().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_headers_are_refused_and_the_gateway_keeps_serving() {
+    let b = bench(true).await;
+    let gw = &b.gw;
+    let token = gw.token("alice", json!({}));
+    let huge = format!(
+        "authorization: Bearer {token}\r\nx-padding: {}\r\n",
+        "a".repeat(1024 * 1024)
+    );
+    let answer = raw_exchange(gw, raw_post(gw, &huge, "{}").as_bytes()).await;
+    assert!(
+        answer.is_empty()
+            || answer.starts_with("HTTP/1.1 431")
+            || answer.starts_with("HTTP/1.1 400"),
+        "{}",
+        answer.chars().take(200).collect::<String>()
+    );
+    let long_name = format!("mcp-name: {}\r\n", "r".repeat(64 * 1024));
+    let answer = raw_exchange(
+        gw,
+        raw_post(
+            gw,
+            &format!("authorization: Bearer {token}\r\n{long_name}"),
+            "{}",
+        )
+        .as_bytes(),
+    )
+    .await;
+    assert!(!answer.starts_with("HTTP/1.1 200"), "{answer:.200}");
+    assert_eq!(session(gw, &token).await.len(), 43, "still serving");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_look_alike_tool_name_is_not_trusted_on_first_use() {
+    let b = bench(true).await;
+    let gw = &b.gw;
+    let token = gw.token("alice", json!({}));
+    let sid = session(gw, &token).await;
+    assert_eq!(listed(&list(gw, &token, &sid).await), ["read"]);
+    let look_alike = "r\u{0435}ad"; // a Cyrillic ie
+    b.upstream.answer(move |seen| {
+        (seen.method() == "tools/list").then(|| {
+            let mut twin = read_tool(POISONED);
+            twin["name"] = json!(look_alike);
+            http_response(
+                "application/json",
+                "",
+                &result(
+                    &seen.json["id"],
+                    json!({"tools": [read_tool(BENIGN), twin]}),
+                ),
+            )
+        })
+    });
+    assert_eq!(listed(&list(gw, &token, &sid).await), ["read"]);
+    wait_for(gw, "mcpsoc.tool_change.v1", "the look-alike pending", |d| {
+        d["tool"] == look_alike && d["status"] == "pending"
+    })
+    .await;
+    assert!(refused(&call(gw, &token, &sid, look_alike).await));
+    assert!(b.upstream.calls().is_empty());
+}

@@ -221,6 +221,7 @@ impl Pins {
                 && self.trust_on_first_use
                 && !pin.blocked
                 && hashes.get(name).is_some_and(|h| h.len() == 1)
+                && conforming_name(name)
             {
                 pin.approved = Some((hash.clone(), definition.clone()));
                 listing.events.push(change(
@@ -236,6 +237,13 @@ impl Pins {
                 }
                 continue;
             }
+            // A name outside the spec's character set (a look-alike such as Cyrillic "rеad")
+            // is never trusted on first use.
+            let odd_name = (!conforming_name(name)).then(|| {
+                format!(
+                    "the name {name:?} has characters outside A-Z a-z 0-9 _ - . (MCP tool names): never trusted on first use"
+                )
+            });
             // A pin stored before the hash covered every field: the six fields it covered are
             // unchanged, but the rest was never reviewed. Say so instead of calling it a change.
             let note = pin.approved.as_ref().and_then(|(h, _)| {
@@ -246,6 +254,7 @@ impl Pins {
                     )
                 })
             });
+            let note = note.or(odd_name);
             pin.pending.insert(hash.clone(), definition.clone());
             listing.events.push(change(
                 upstream,
@@ -445,6 +454,15 @@ impl Pins {
     }
 }
 
+/// Whether a tool name keeps to the characters MCP names tools with (1–128 of `A-Z a-z 0-9
+/// _ - .`; `/` too, which some servers use for namespaces).
+fn conforming_name(name: &str) -> bool {
+    (1..=128).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-./".contains(&b))
+}
+
 impl Inner {
     /// Records what an audience was offered (merged: a paginated listing comes in pages).
     fn remember(&mut self, audience: &str, offered: HashMap<(String, String), Offered>) {
@@ -619,6 +637,30 @@ mod tests {
             pins.check_call("fs", "read", "s2").is_ok(),
             "falls back to the last offer"
         );
+    }
+
+    #[test]
+    fn a_look_alike_name_is_never_trusted_on_first_use() {
+        let pins = Pins::new(true);
+        assert_eq!(
+            pins.review("fs", "s1", &[tool("Read a file")])
+                .visible
+                .len(),
+            1
+        );
+        let mut look_alike = tool("Read a file, better");
+        look_alike["name"] = serde_json::json!("r\u{0435}ad"); // Cyrillic ie
+        let listing = pins.review("fs", "s1", &[tool("Read a file"), look_alike]);
+        assert_eq!(listing.visible.len(), 1);
+        assert_eq!(listing.events.len(), 1);
+        assert_eq!(listing.events[0].status, ChangeStatus::Pending);
+        assert!(
+            listing.events[0]
+                .reason
+                .as_deref()
+                .is_some_and(|r| r.contains("never trusted on first use"))
+        );
+        assert!(pins.check_call("fs", "r\u{0435}ad", "s1").is_err());
     }
 
     #[test]
