@@ -383,7 +383,6 @@ mod tests {
     fn param_headers_follow_x_mcp_header() {
         let tool: Value = serde_json::json!({"name":"get_weather","inputSchema":{"type":"object","properties":{"region":{"type":"string","x-mcp-header":"Region"}}}});
         let m = msg(CALL);
-        let rev = Revision::Stateless("2026-07-28".into());
         let base = [
             ("mcp-protocol-version", "2026-07-28"),
             ("mcp-method", "tools/call"),
