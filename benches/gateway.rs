@@ -634,6 +634,9 @@ impl GatewaySetup {
 listen = "127.0.0.1:{port}"
 resource = {resource:?}
 trust_on_first_use = true
+# Every load client connects from 127.0.0.1: the per-address cap must not be what is measured.
+max_connections_per_ip = 4096
+max_inflight_per_subject = 4096
 [gateway.auth]
 issuers = [{ISSUER:?}]
 jwks_file = {jwks:?}

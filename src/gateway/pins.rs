@@ -90,11 +90,17 @@ impl CallRefusal {
     }
 }
 
+/// (upstream, tool).
+type ToolKey = (String, String);
+
+/// What one audience was offered, with the order it last listed in (for forgetting the oldest).
+type Offers = (u64, HashMap<ToolKey, Offered>);
+
 #[derive(Debug, Default)]
 struct Inner {
-    pins: HashMap<(String, String), Pin>,
+    pins: HashMap<ToolKey, Pin>,
     /// Per audience: (upstream, tool) to what it was offered, with the order audiences came.
-    offered: HashMap<String, (u64, HashMap<(String, String), Offered>)>,
+    offered: HashMap<String, Offers>,
     next_order: u64,
     /// (upstream, audience) whose last listing was refused as unreadable: every call refused
     /// until a listing is read.

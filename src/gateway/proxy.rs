@@ -235,7 +235,8 @@ async fn refuse(
         .emit(EventData::Refusal(Refusal {
             status: r.status.as_u16(),
             reason: r.reason.to_string(),
-            detail: r.detail.clone(),
+            // Details can echo what the client sent (header values): never a secret.
+            detail: redact::redact_text(&r.detail).0,
             upstream: Some(upstream.name.clone()),
             method: r.method.clone(),
             user: user.map(str::to_string),

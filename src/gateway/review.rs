@@ -128,7 +128,8 @@ pub async fn record_unreadable(gw: &Gateway, expect: &Expect, status: u16, detai
         .emit(EventData::Refusal(Refusal {
             status,
             reason: "upstream_malformed".into(),
-            detail: format!("upstream {}: {detail}", expect.upstream),
+            detail: super::redact::redact_text(&format!("upstream {}: {detail}", expect.upstream))
+                .0,
             upstream: Some(expect.upstream.clone()),
             method: expect.method.clone(),
             user: None,
@@ -264,6 +265,14 @@ async fn whole_json(
             .await;
         }
     };
+    if expect.id.is_some() && response_id(&reviewed) != expect.id.as_ref() {
+        // A JSON answer to a request is that request's response and nothing else.
+        return refuse(format!(
+            "{} answered with a JSON message that is not its response",
+            method_name(&expect)
+        ))
+        .await;
+    }
     for change in changes {
         gw.events.emit(EventData::ToolChange(change)).await;
     }

@@ -32,10 +32,13 @@ pub enum BadAnswer {
     },
 }
 
+/// One caller's outstanding requests: the id's JSON text to (method, when sent).
+type Outstanding = HashMap<String, (String, Instant)>;
+
 /// The outstanding server-to-client requests of every caller.
 #[derive(Debug, Default)]
 pub struct ServerRequests {
-    inner: Mutex<HashMap<String, HashMap<String, (String, Instant)>>>,
+    inner: Mutex<HashMap<String, Outstanding>>,
 }
 
 impl ServerRequests {
