@@ -850,3 +850,39 @@ async fn conformance_through_gateway_loses_nothing() {
         "the forwarder's token must be accepted on every request"
     );
 }
+
+/// Issue 12, class 11: every reply the gateway writes itself must validate against the
+/// revision's schema in the official clients: a refused call reads as a tool error (with the
+/// reason) in the Python SDK in both revisions and in the TypeScript SDK, never as a
+/// validation failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_call_reads_as_a_tool_error_in_both_official_sdks_and_both_revisions() {
+    let peers = Peers::locate();
+    let dir = scratch();
+    let rug = RugServer::start(&peers, dir.path(), ECHO_V1).await;
+    // Nothing approved: every call is refused by the gateway.
+    let gw = Gateway::start(&GatewaySetup::new("rug", &rug.url), dir.path()).await;
+    let alice = gw.token("alice", json!({}));
+    let call = format!("call:echo:{}", json!({ "message": "hello" }));
+    for mode in ["legacy", "2026-07-28"] {
+        let result = python_client(&peers, &gw.url, mode, Some(&alice), &["list", &call]).await;
+        assert!(tool_names(step(&result, 0)).is_empty(), "{mode}: {result:#}");
+        assert_awaits_approval(step(&result, 1), "echo");
+        assert!(
+            step(&result, 1)["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("refused by the mcpsoc gateway")),
+            "{mode}: {result:#}"
+        );
+    }
+    let result = ts_client(&peers, &gw.url, Some(&alice), &["list", &call]).await;
+    assert!(tool_names(step(&result, 0)).is_empty(), "TypeScript: {result:#}");
+    assert_awaits_approval(step(&result, 1), "echo");
+    assert!(
+        rug.requests().iter().all(|r| r["body"]
+            .as_str()
+            .is_none_or(|b| !b.contains("\"tools/call\""))),
+        "a refused call reached the upstream: {}",
+        rug.request_log_text()
+    );
+}

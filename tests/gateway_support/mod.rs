@@ -336,6 +336,53 @@ pub async fn python_client(
     }
 }
 
+/// Runs `tests/peers/ts_client.mjs` (the official TypeScript SDK client, 2025-11-25) with the
+/// Node 22 of the peers and returns its JSON (same shape as [`python_client`]'s).
+pub async fn ts_client(peers: &Peers, url: &str, token: Option<&str>, steps: &[&str]) -> Value {
+    let sdk = peers
+        .root
+        .join("node")
+        .join("node_modules")
+        .join("@modelcontextprotocol")
+        .join("sdk");
+    assert!(
+        sdk.is_dir(),
+        "the TypeScript SDK is missing at {} (run .ci/install-peers.sh)",
+        sdk.display()
+    );
+    let mut command = tokio::process::Command::new(peers.node22_bin.join("node"));
+    command
+        .arg(script("ts_client.mjs"))
+        .arg(url)
+        .args(steps)
+        .env("MCP_SDK", &sdk)
+        .env_remove("MCP_TOKEN")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    if let Some(token) = token {
+        command.env("MCP_TOKEN", token);
+    }
+    let output = tokio::time::timeout(TIMEOUT * 2, command.output())
+        .await
+        .unwrap_or_else(|_| panic!("the TypeScript client did not finish within {:?}", TIMEOUT * 2))
+        .expect("run the TypeScript client");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with('{'));
+    match line.map(serde_json::from_str::<Value>) {
+        Some(Ok(value)) => value,
+        _ => panic!(
+            "the TypeScript client printed no JSON result ({}):\nstdout:\n{stdout}\nstderr:\n{stderr}",
+            output.status
+        ),
+    }
+}
+
 /// The client result's step `i`, failing with the whole result when the run failed.
 pub fn step(result: &Value, i: usize) -> &Value {
     assert_eq!(
