@@ -81,36 +81,11 @@ fn tool_definitions() -> Value {
     Value::Array(tools)
 }
 
-/// Reads one request: its request line and its body as JSON (`null` when empty or not JSON).
+/// Reads one request: its request line (lower-cased) and its body as JSON (`null` when empty
+/// or not JSON).
 async fn read_request(socket: &mut TcpStream) -> Option<(String, Value)> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 8192];
-    let header_end = loop {
-        let n = socket.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break p + 4;
-        }
-    };
-    let head = String::from_utf8_lossy(&buf[..header_end]).to_ascii_lowercase();
-    let length: usize = head
-        .lines()
-        .find_map(|l| l.strip_prefix("content-length:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0);
-    while buf.len() < header_end + length {
-        let n = socket.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    let line = head.lines().next().unwrap_or("").to_string();
-    let body = serde_json::from_slice(&buf[header_end..header_end + length]).unwrap_or(Value::Null);
-    Some((line, body))
+    let request = gateway_support::read_raw_request(socket).await?;
+    Some((request.line_lower(), request.json()))
 }
 
 /// A GET stream that replays a tools/list answer (as a resumed POST stream would) carrying a
@@ -788,6 +763,10 @@ async fn a_broken_upstream_is_contained_and_recorded() {
         events[0]
     );
     hostile.set_list_mode(ListMode::Good);
+    // Until this caller's listing is read again, its calls are refused (the unreadable
+    // listing may have offered anything): a readable listing lifts that.
+    let relisted = stateless(&gw, &token, "tools/list", None).await;
+    assert_eq!(relisted.status, StatusCode::OK, "{}", relisted.body);
 
     // Tool calls whose answers break: the client gets an answer or a refusal, the log gets a
     // finished call marked as an error (with why) or a refusal.

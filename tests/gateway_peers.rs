@@ -866,7 +866,10 @@ async fn a_refused_call_reads_as_a_tool_error_in_both_official_sdks_and_both_rev
     let call = format!("call:echo:{}", json!({ "message": "hello" }));
     for mode in ["legacy", "2026-07-28"] {
         let result = python_client(&peers, &gw.url, mode, Some(&alice), &["list", &call]).await;
-        assert!(tool_names(step(&result, 0)).is_empty(), "{mode}: {result:#}");
+        assert!(
+            tool_names(step(&result, 0)).is_empty(),
+            "{mode}: {result:#}"
+        );
         assert_awaits_approval(step(&result, 1), "echo");
         assert!(
             step(&result, 1)["text"]
@@ -876,7 +879,10 @@ async fn a_refused_call_reads_as_a_tool_error_in_both_official_sdks_and_both_rev
         );
     }
     let result = ts_client(&peers, &gw.url, Some(&alice), &["list", &call]).await;
-    assert!(tool_names(step(&result, 0)).is_empty(), "TypeScript: {result:#}");
+    assert!(
+        tool_names(step(&result, 0)).is_empty(),
+        "TypeScript: {result:#}"
+    );
     assert_awaits_approval(step(&result, 1), "echo");
     assert!(
         rug.requests().iter().all(|r| r["body"]

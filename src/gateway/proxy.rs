@@ -642,12 +642,9 @@ async fn post(
         listing: message.method.as_deref() == Some("tools/list") && message.kind == Kind::Request,
         method: message.method.clone(),
     };
-    let out = reviewed(gw, expect, response).await?;
-    if message.method.as_deref() == Some("subscriptions/listen") {
-        // Lives on: list_changed notices are added as approvals change what it may see.
-        return Ok(out);
-    }
-    Ok(out)
+    // `subscriptions/listen` lives on: the reviewer adds list_changed notices to it as
+    // approvals change what it may see.
+    reviewed(gw, expect, response).await
 }
 
 /// A client's answer to a request of the server: it must answer a request the server sent this

@@ -138,8 +138,9 @@ pub async fn record_unreadable(gw: &Gateway, expect: &Expect, status: u16, detai
         .await;
 }
 
-/// A refusal of the whole answer: status, reason, detail.
-pub type Refusal502 = (StatusCode, &'static str, String);
+/// A whole answer refused: the status to answer the client with, the refusal reason and its
+/// detail (already recorded as an event).
+pub type AnswerRefused = (StatusCode, &'static str, String);
 
 /// Reviews a whole (non-call) answer to a POST: a JSON body is read whole and reviewed, an
 /// event stream is reviewed event by event as it streams; any other 2xx body is refused unless
@@ -149,7 +150,7 @@ pub async fn answer(
     expect: Expect,
     response: Response<Incoming>,
     timeout: Duration,
-) -> Result<Response<GatewayBody>, Refusal502> {
+) -> Result<Response<GatewayBody>, AnswerRefused> {
     if !response.status().is_success() {
         return Ok(passthrough(response));
     }
@@ -193,7 +194,7 @@ async fn read(
     expect: &Expect,
     incoming: Incoming,
     timeout: Duration,
-) -> Result<Bytes, Refusal502> {
+) -> Result<Bytes, AnswerRefused> {
     let result = tokio::time::timeout(timeout, body::read_limited(incoming, gw.max_list)).await;
     let detail = match result {
         Ok(Ok(bytes)) => return Ok(bytes),
@@ -218,9 +219,16 @@ async fn whole_json(
     expect: Expect,
     response: Response<Incoming>,
     timeout: Duration,
-) -> Result<Response<GatewayBody>, Refusal502> {
+) -> Result<Response<GatewayBody>, AnswerRefused> {
     let (parts, incoming) = response.into_parts();
     let bytes = read(gw, &expect, incoming, timeout).await?;
+    if bytes.is_empty() {
+        // An acknowledgement (202 to a notification) may name a type and carry nothing.
+        let mut out = Response::new(body::empty());
+        *out.status_mut() = parts.status;
+        *out.headers_mut() = upstream::response_headers(&parts.headers);
+        return Ok(out);
+    }
     let status = parts.status.as_u16();
     let refuse = |detail: String| {
         let expect = &expect;

@@ -13,7 +13,7 @@ use crate::gateway_support::{
 use hyper::StatusCode;
 use mcpsoc::protocol::frames::Reply;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 
 // ---------------------------------------------------------------------------------------------
@@ -84,43 +84,12 @@ pub fn listing_json(id: &Value, description: &str) -> String {
 }
 
 pub async fn read_request(socket: &mut TcpStream) -> Option<Seen> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 8192];
-    let header_end = loop {
-        let n = socket.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break p + 4;
-        }
-    };
-    let head = String::from_utf8_lossy(&buf[..header_end]).to_string();
-    let mut lines = head.lines();
-    let line = lines.next().unwrap_or("").to_string();
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    let length: usize = headers
-        .iter()
-        .find(|(n, _)| n == "content-length")
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0);
-    while buf.len() < header_end + length {
-        let n = socket.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    let body = String::from_utf8_lossy(&buf[header_end..header_end + length]).to_string();
-    let json = serde_json::from_str(&body).unwrap_or(Value::Null);
+    let raw = crate::gateway_support::read_raw_request(socket).await?;
+    let json = raw.json();
     Some(Seen {
-        line,
-        headers,
-        body,
+        line: raw.line,
+        headers: raw.headers,
+        body: String::from_utf8_lossy(&raw.body).into_owned(),
         json,
     })
 }

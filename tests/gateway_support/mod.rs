@@ -317,23 +317,7 @@ pub async fn python_client(
     if let Some(token) = token {
         command.env("MCP_TOKEN", token);
     }
-    let output = tokio::time::timeout(TIMEOUT * 2, command.output())
-        .await
-        .unwrap_or_else(|_| panic!("the Python client did not finish within {:?}", TIMEOUT * 2))
-        .expect("run the Python client");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let line = stdout
-        .lines()
-        .rev()
-        .find(|l| l.trim_start().starts_with('{'));
-    match line.map(serde_json::from_str::<Value>) {
-        Some(Ok(value)) => value,
-        _ => panic!(
-            "the Python client printed no JSON result ({}):\nstdout:\n{stdout}\nstderr:\n{stderr}",
-            output.status
-        ),
-    }
+    client_result(command, "Python").await
 }
 
 /// Runs `tests/peers/ts_client.mjs` (the official TypeScript SDK client, 2025-11-25) with the
@@ -364,10 +348,15 @@ pub async fn ts_client(peers: &Peers, url: &str, token: Option<&str>, steps: &[&
     if let Some(token) = token {
         command.env("MCP_TOKEN", token);
     }
+    client_result(command, "TypeScript").await
+}
+
+/// Runs an SDK client script and reads the one JSON line it prints last.
+async fn client_result(mut command: tokio::process::Command, sdk: &str) -> Value {
     let output = tokio::time::timeout(TIMEOUT * 2, command.output())
         .await
-        .unwrap_or_else(|_| panic!("the TypeScript client did not finish within {:?}", TIMEOUT * 2))
-        .expect("run the TypeScript client");
+        .unwrap_or_else(|_| panic!("the {sdk} client did not finish within {:?}", TIMEOUT * 2))
+        .unwrap_or_else(|e| panic!("cannot run the {sdk} client: {e}"));
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     let line = stdout
@@ -377,7 +366,7 @@ pub async fn ts_client(peers: &Peers, url: &str, token: Option<&str>, steps: &[&
     match line.map(serde_json::from_str::<Value>) {
         Some(Ok(value)) => value,
         _ => panic!(
-            "the TypeScript client printed no JSON result ({}):\nstdout:\n{stdout}\nstderr:\n{stderr}",
+            "the {sdk} client printed no JSON result ({}):\nstdout:\n{stdout}\nstderr:\n{stderr}",
             output.status
         ),
     }
@@ -722,6 +711,74 @@ pub async fn command(subscriber: &Subscriber, command: StreamCommand) -> Reply {
         .await
         .expect("command reply in time")
         .expect("command reply")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hostile upstreams on raw TCP.
+
+/// One HTTP/1.1 request as a raw-TCP test upstream read it.
+#[derive(Debug, Clone)]
+pub struct RawRequest {
+    /// The request line as sent (`POST /mcp HTTP/1.1`).
+    pub line: String,
+    /// Header names lower-cased, values trimmed, in order, duplicates kept.
+    pub headers: Vec<(String, String)>,
+    /// The body (`Content-Length` bytes).
+    pub body: Vec<u8>,
+}
+
+impl RawRequest {
+    /// The body as JSON (`null` when empty or not JSON).
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+
+    /// The request line lower-cased (`post /mcp http/1.1`).
+    pub fn line_lower(&self) -> String {
+        self.line.to_ascii_lowercase()
+    }
+}
+
+/// Reads one request off a socket (headers, then a `Content-Length` body); `None` when the
+/// peer goes away first.
+pub async fn read_raw_request(socket: &mut tokio::net::TcpStream) -> Option<RawRequest> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let header_end = loop {
+        let n = socket.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break p + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..header_end]).to_string();
+    let mut lines = head.lines();
+    let line = lines.next().unwrap_or("").to_string();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let length: usize = headers
+        .iter()
+        .find(|(n, _)| n == "content-length")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    while buf.len() < header_end + length {
+        let n = socket.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    Some(RawRequest {
+        line,
+        headers,
+        body: buf[header_end..header_end + length].to_vec(),
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
