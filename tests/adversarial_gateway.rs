@@ -878,3 +878,52 @@ async fn a_look_alike_tool_name_is_not_trusted_on_first_use() {
     assert!(refused(&call(gw, &token, &sid, look_alike).await));
     assert!(b.upstream.calls().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ended_session_can_still_be_revoked_and_its_identity_stays_out() {
+    let b = bench(true).await;
+    let gw = &b.gw;
+    let token = gw.token("erin", json!({"client_id": "erin-cli"}));
+    let sid = session(gw, &token).await;
+    let binding = format!("erin:{sid}");
+    wait_for(gw, "mcpsoc.session.v1", "erin's session", |d| {
+        d["binding"] == binding.as_str() && d["change"] == "bound"
+    })
+    .await;
+    let auth = format!("Bearer {token}");
+    let ended = http(
+        Method::DELETE,
+        &gw.url,
+        &[
+            ("authorization", auth.as_str()),
+            ("mcp-session-id", sid.as_str()),
+        ],
+        None,
+    )
+    .await;
+    assert!(ended.status.is_success(), "{}", ended.body);
+    wait_for(gw, "mcpsoc.session.v1", "erin's session ended", |d| {
+        d["binding"] == binding.as_str() && d["change"] == "ended"
+    })
+    .await;
+    // The responder learns of the theft after the session ended: the log names the identity.
+    let approver = approver(&b).await;
+    let reply = command(
+        &approver,
+        StreamCommand::RevokeSession {
+            binding: binding.clone(),
+            reason: Some("token found in a public repo".into()),
+        },
+    )
+    .await;
+    assert!(accepted(&reply), "{reply:?}");
+    assert_eq!(
+        initialize(gw, &token).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let revoked = wait_for(gw, "mcpsoc.session.v1", "the revocation", |d| {
+        d["binding"] == binding.as_str() && d["change"] == "revoked"
+    })
+    .await;
+    assert_eq!(revoked["revokes"]["client_id"], "erin-cli");
+}

@@ -551,6 +551,8 @@ fn contain_revokes_the_session_at_the_source_that_owns_it() {
     let s = screen(&app, 80, 24);
     assert_screen(&s, "Revoke session alice:s-7f3a at gw?");
     assert_screen(&s, "cuts off ALL of alice's");
+    // The question is whole at 80x24, the wrapped explanation included.
+    assert_screen(&s, "[y/N]");
     let effects = press_char(&mut app, 'y');
     let pending = sent(&effects);
     assert_eq!(pending.source, GW);

@@ -389,24 +389,78 @@ fn centered(area: Rect, width: u16, height: u16) -> Rect {
 }
 
 fn draw_dialog(frame: &mut Frame<'_>, app: &App, area: Rect, text: &str) {
-    let lines: Vec<Line> = text
-        .lines()
-        .map(|l| Line::from(sanitize::line(l)))
+    let clean: Vec<String> = text.lines().map(sanitize::line).collect();
+    let widest = clean.iter().map(|l| display_width(l)).max().unwrap_or(20) as u16;
+    let width = (widest + 4).max(30).min(area.width);
+    // Wrapped here, not by the paragraph, so the box is as tall as what it says: a question
+    // cut off at its end (the "[y/N]") would be worse than none.
+    let inner = usize::from(width.saturating_sub(2)).max(1);
+    let lines: Vec<Line> = clean
+        .iter()
+        .flat_map(|l| wrap_words(l, inner))
+        .map(Line::from)
         .collect();
-    let width = lines.iter().map(|l| l.width() as u16).max().unwrap_or(20) + 4;
-    let rect = centered(area, width.max(30), lines.len() as u16 + 2);
+    let rect = centered(area, width, lines.len() as u16 + 2);
     frame.render_widget(Clear, rect);
     let block = Block::default()
         .borders(Borders::ALL)
         .border_style(app.theme.warn)
         .title(" confirm ");
     frame.render_widget(
-        Paragraph::new(lines)
-            .block(block)
-            .style(app.theme.base)
-            .wrap(Wrap { trim: false }),
+        Paragraph::new(lines).block(block).style(app.theme.base),
         rect,
     );
+}
+
+fn display_width(text: &str) -> usize {
+    use unicode_width::UnicodeWidthStr;
+    text.width()
+}
+
+/// Greedy word wrap to `width` columns; a word longer than a line is cut.
+fn wrap_words(text: &str, width: usize) -> Vec<String> {
+    use unicode_width::UnicodeWidthChar;
+    let mut out = Vec::new();
+    let mut line = String::new();
+    for word in text.split(' ') {
+        let mut word = word.to_string();
+        loop {
+            let (have, need) = (display_width(&line), display_width(&word));
+            let gap = usize::from(!line.is_empty());
+            if have + gap + need <= width {
+                if gap == 1 {
+                    line.push(' ');
+                }
+                line.push_str(&word);
+                break;
+            }
+            if !line.is_empty() {
+                out.push(std::mem::take(&mut line));
+                continue;
+            }
+            // A word wider than the line: cut it at the width.
+            let mut cut = 0;
+            let mut used = 0;
+            for (i, c) in word.char_indices() {
+                let w = c.width().unwrap_or(0);
+                if used + w > width {
+                    break;
+                }
+                used += w;
+                cut = i + c.len_utf8();
+            }
+            let cut = cut.max(word.chars().next().map_or(0, char::len_utf8));
+            out.push(word[..cut].to_string());
+            word = word[cut..].to_string();
+            if word.is_empty() {
+                break;
+            }
+        }
+    }
+    if !line.is_empty() || out.is_empty() {
+        out.push(line);
+    }
+    out
 }
 
 fn draw_help(frame: &mut Frame<'_>, app: &App, area: Rect) {

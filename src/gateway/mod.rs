@@ -210,7 +210,12 @@ pub async fn start(config: &Config, store: Store) -> anyhow::Result<Running> {
     }
     restore(&gateway, &store, publisher.source())?;
     if let Some(inbox) = inbox {
-        tokio::spawn(commands(gateway.clone(), inbox));
+        tokio::spawn(commands(
+            gateway.clone(),
+            inbox,
+            store.clone(),
+            publisher.source().to_string(),
+        ));
     }
     tokio::spawn(housekeeping(gateway.clone()));
     crate::runtime::spawn_retention(store, crate::runtime::retention(config));
@@ -265,14 +270,63 @@ fn restore(gateway: &Gateway, store: &Store, source: &str) -> anyhow::Result<()>
 }
 
 /// Carries out approve / reject / block / revoke commands from the event stream.
-async fn commands(gateway: Arc<Gateway>, mut inbox: mpsc::Receiver<CommandRequest>) {
+async fn commands(
+    gateway: Arc<Gateway>,
+    mut inbox: mpsc::Receiver<CommandRequest>,
+    store: Store,
+    source: String,
+) {
     while let Some(request) = inbox.recv().await {
-        let result = command(&gateway, &request.by, request.command).await;
+        let result = command(&gateway, (&store, &source), &request.by, request.command).await;
         let _ = request.reply.send(result);
     }
 }
 
-async fn command(gateway: &Gateway, by: &str, command: Command) -> Result<String, CommandError> {
+/// Revokes the identity of a binding that is no longer live, from its last event in the log.
+fn revoke_from_log(
+    gateway: &Gateway,
+    (store, source): (&Store, &str),
+    binding: &str,
+    reason: &str,
+    now: i64,
+) -> Result<Vec<crate::protocol::events::SessionEvent>, CommandError> {
+    let not_found = || {
+        CommandError::new(
+            CommandErrorCode::NotFound,
+            format!("no binding {binding} in this gateway's log"),
+        )
+    };
+    let record = store
+        .session(source, binding)
+        .map_err(|e| CommandError::new(CommandErrorCode::Unavailable, e.to_string()))?
+        .ok_or_else(not_found)?;
+    let Some(EventData::Session(mut session)) =
+        Envelope::parse(&record.json).ok().map(|e| e.decode())
+    else {
+        return Err(not_found());
+    };
+    let revocation = Revocation {
+        issuer: None,
+        subject: session.user.clone(),
+        client_id: session.client.client_id.clone(),
+        before: now,
+    };
+    let mut events = gateway
+        .sessions
+        .revoke_identity(revocation.clone(), binding, reason);
+    session.change = SessionChange::Revoked;
+    session.reason = Some(reason.to_string());
+    session.revokes = Some(revocation);
+    events.insert(0, session);
+    Ok(events)
+}
+
+async fn command(
+    gateway: &Gateway,
+    log: (&Store, &str),
+    by: &str,
+    command: Command,
+) -> Result<String, CommandError> {
     match command {
         Command::ApproveToolChange {
             upstream,
@@ -312,27 +366,31 @@ async fn command(gateway: &Gateway, by: &str, command: Command) -> Result<String
         }
         Command::RevokeSession { binding, reason } => {
             let reason = reason.unwrap_or_else(|| format!("revoked by {by}"));
-            let events = gateway
-                .sessions
-                .revoke(&binding, &reason, chrono::Utc::now().timestamp())
-                .ok_or_else(|| {
-                    CommandError::new(
-                        CommandErrorCode::NotFound,
-                        format!("no live binding {binding}"),
-                    )
-                })?;
+            let now = chrono::Utc::now().timestamp();
+            let (events, live) = match gateway.sessions.revoke(&binding, &reason, now) {
+                Some(events) => {
+                    let live = events.len();
+                    (events, live)
+                }
+                // Ended or expired: the log's record of the binding names the identity (its
+                // issuer is not recorded: any trusted issuer's tokens of it are refused).
+                None => {
+                    let events = revoke_from_log(gateway, log, &binding, &reason, now)?;
+                    let live = events.len().saturating_sub(1);
+                    (events, live)
+                }
+            };
             let what = events
                 .first()
                 .and_then(|e| e.revokes.as_ref())
                 .map(|r| r.describe())
                 .unwrap_or_default();
-            let cut = events.len();
             for event in events {
                 gateway.forget_audience(&event.binding);
                 gateway.events.emit(EventData::Session(event)).await;
             }
             Ok(format!(
-                "binding {binding} revoked: {what} are refused; {cut} live binding(s) cut off"
+                "binding {binding} revoked: {what} are refused; {live} live binding(s) ended"
             ))
         }
         Command::AcknowledgeAlert { .. }

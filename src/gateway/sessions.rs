@@ -258,27 +258,42 @@ impl Sessions {
     /// Revokes a binding by key (`user:session` or `user:client`): the identity its token
     /// proves is revoked for every token issued at or before `now_unix`, and every live session
     /// of that identity ends. Returns the events: the named binding's first (carrying the
-    /// revocation in `revokes`), then one per other session it cut off.
+    /// revocation in `revokes`), then one per other session it cut off; `None` when no such
+    /// binding is live (see [`Sessions::revoke_identity`] for one known from the log).
     pub fn revoke(&self, binding: &str, reason: &str, now_unix: i64) -> Option<Vec<SessionEvent>> {
-        let mut inner = self.lock();
-        let named = inner
-            .sessions
-            .values()
-            .find(|s| session_key(&s.user, &s.id) == binding)
-            .map(|s| (s.issuer.clone(), s.user.clone(), s.client.client_id.clone()))
-            .or_else(|| {
-                inner
-                    .bindings
-                    .get(binding)
-                    .map(|b| (b.issuer.clone(), b.user.clone(), b.client.client_id.clone()))
-            });
-        let (issuer, subject, client_id) = named?;
+        let identity = {
+            let inner = self.lock();
+            inner
+                .sessions
+                .values()
+                .find(|s| session_key(&s.user, &s.id) == binding)
+                .map(|s| (s.issuer.clone(), s.user.clone(), s.client.client_id.clone()))
+                .or_else(|| {
+                    inner
+                        .bindings
+                        .get(binding)
+                        .map(|b| (b.issuer.clone(), b.user.clone(), b.client.client_id.clone()))
+                })
+        };
+        let (issuer, subject, client_id) = identity?;
         let revocation = Revocation {
             issuer: Some(issuer),
             subject,
             client_id,
             before: now_unix,
         };
+        Some(self.revoke_identity(revocation, binding, reason))
+    }
+
+    /// Revokes an identity: records it and ends every live session and binding it covers.
+    /// Returns their events, the one of `named` (if live) first and carrying the revocation.
+    pub fn revoke_identity(
+        &self,
+        revocation: Revocation,
+        named: &str,
+        reason: &str,
+    ) -> Vec<SessionEvent> {
+        let mut inner = self.lock();
         let covered = |issuer: &str, user: &str, client: Option<&str>| {
             revocation_covers(&revocation, issuer, user, client, None)
         };
@@ -293,18 +308,13 @@ impl Sessions {
             if let Some(session) = inner.sessions.remove(&id) {
                 let key = session_key(&session.user, &session.id);
                 inner.revoked_sessions.insert(id, key.clone());
-                let mut event = event_of(
+                let event = event_of(
                     &session,
                     SessionChange::Revoked,
                     None,
                     Some(reason.to_string()),
                 );
-                if key == binding {
-                    event.revokes = Some(revocation.clone());
-                    events.insert(0, event);
-                } else {
-                    events.push(event);
-                }
+                events.push((key == named, event));
             }
         }
         let stateless: Vec<(String, Binding)> = inner
@@ -315,17 +325,21 @@ impl Sessions {
             .collect();
         for (key, b) in stateless {
             inner.bindings.remove(&key);
-            let mut event =
-                binding_event(&key, &b, SessionChange::Revoked, Some(reason.to_string()));
-            if key == binding {
-                event.revokes = Some(revocation.clone());
-                events.insert(0, event);
-            } else {
-                events.push(event);
-            }
+            let event = binding_event(&key, &b, SessionChange::Revoked, Some(reason.to_string()));
+            events.push((key == named, event));
         }
-        inner.revocations.push(revocation);
-        Some(events)
+        if !inner.revocations.contains(&revocation) {
+            inner.revocations.push(revocation.clone());
+        }
+        // The named binding first, carrying what was revoked.
+        events.sort_by_key(|(is_named, _)| !*is_named);
+        let mut events: Vec<SessionEvent> = events.into_iter().map(|(_, e)| e).collect();
+        if let Some(first) = events.first_mut()
+            && first.binding == named
+        {
+            first.revokes = Some(revocation);
+        }
+        events
     }
 
     /// Restores a revocation found in the store at start.
