@@ -10,7 +10,8 @@
 //! - on a POST's answer, a response to any request but the one sent is dropped (a client
 //!   routes responses by id, so it would take it as the answer to another request, a tools
 //!   listing for instance);
-//! - whatever goes on is re-serialized from what was reviewed, never the upstream's bytes.
+//! - whatever goes on is what was reviewed: a rewritten listing is re-serialized, a message
+//!   the strict parse read one way goes on as that text, in canonical SSE framing.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -76,13 +77,14 @@ fn response_id(message: &Value) -> Option<&Value> {
     }
 }
 
-/// Reviews one message: pins a listing, drops what may not go on.
+/// Reviews one message: pins a listing, drops what may not go on. `Ok(None)`: it goes on as it
+/// is; `Ok(Some(_))`: it goes on rewritten (a listing showing only what may be shown).
 fn review_message(
     gw: &Gateway,
     expect: &Expect,
     mut message: Value,
     changes: &mut Vec<ToolChange>,
-) -> Result<Value, Withheld> {
+) -> Result<Option<Value>, Withheld> {
     if let (Some(method), Some(id)) = (
         message.get("method").and_then(Value::as_str),
         message.get("id").filter(|id| !id.is_null()),
@@ -102,10 +104,10 @@ fn review_message(
         (_, None) => false,
     };
     if !is_listing {
-        return Ok(message);
+        return Ok(None);
     }
     let Some(slot) = message.pointer_mut("/result/tools") else {
-        return Ok(message);
+        return Ok(None);
     };
     let Value::Array(tools) = slot else {
         return Err(Withheld::BadListing);
@@ -113,7 +115,7 @@ fn review_message(
     let listing = gw.pins.review(&expect.upstream, &expect.audience, tools);
     changes.extend(listing.events);
     *slot = Value::Array(listing.visible);
-    Ok(message)
+    Ok(Some(message))
 }
 
 /// Records what the gateway would not pass on; when it was (part of) a listing, that caller's
@@ -261,9 +263,19 @@ async fn whole_json(
             .await;
         }
     };
+    if expect.id.is_some() && response_id(&message) != expect.id.as_ref() {
+        // A JSON answer to a request is that request's response and nothing else.
+        return refuse(format!(
+            "{} answered with a JSON message that is not its response",
+            method_name(&expect)
+        ))
+        .await;
+    }
     let mut changes = Vec::new();
+    // Unchanged, the bytes go on as they came: the strict parse proved they read one way.
     let reviewed = match review_message(gw, &expect, message, &mut changes) {
-        Ok(reviewed) => reviewed,
+        Ok(None) => bytes,
+        Ok(Some(rewritten)) => Bytes::from(rewritten.to_string()),
         Err(drop) => {
             return refuse(format!(
                 "{} answered with {}",
@@ -273,18 +285,10 @@ async fn whole_json(
             .await;
         }
     };
-    if expect.id.is_some() && response_id(&reviewed) != expect.id.as_ref() {
-        // A JSON answer to a request is that request's response and nothing else.
-        return refuse(format!(
-            "{} answered with a JSON message that is not its response",
-            method_name(&expect)
-        ))
-        .await;
-    }
     for change in changes {
         gw.events.emit(EventData::ToolChange(change)).await;
     }
-    let mut out = Response::new(body::full(reviewed.to_string()));
+    let mut out = Response::new(body::full(reviewed));
     *out.status_mut() = parts.status;
     *out.headers_mut() = upstream::response_headers(&parts.headers);
     out.headers_mut().insert(
@@ -409,10 +413,11 @@ impl StreamState {
             let mut why = None;
             let verdict = sse::judge(&event, |m| {
                 match review_message(gw, expect, m, &mut changes) {
-                    Ok(m) => Some(m),
+                    Ok(None) => sse::Review::Keep,
+                    Ok(Some(m)) => sse::Review::Replace(m),
                     Err(drop) => {
                         why = Some(drop);
-                        None
+                        sse::Review::Withhold
                     }
                 }
             });

@@ -153,8 +153,25 @@ pub enum Verdict {
     Unreadable,
 }
 
+/// What a review made of one event's message.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Review {
+    /// It goes on as it was read.
+    Keep,
+    /// It goes on as this.
+    Replace(Value),
+    /// It does not go on.
+    Withhold,
+}
+
 /// Rebuilds an event in canonical form around `message` (a reviewed JSON-RPC message).
 pub fn write_event(event: &Event, message: Option<&Value>) -> String {
+    write_event_text(event, message.map(|m| m.to_string()).as_deref())
+}
+
+/// Rebuilds an event in canonical form around the JSON text of a message (one `data:` line
+/// per line of it: JSON has line breaks only between tokens).
+fn write_event_text(event: &Event, message: Option<&str>) -> String {
     let mut out = String::new();
     if let Some(id) = &event.id {
         out.push_str("id: ");
@@ -177,9 +194,12 @@ pub fn write_event(event: &Event, message: Option<&Value>) -> String {
                 .unwrap_or("message");
             out.push_str("event: ");
             out.push_str(name);
-            out.push_str("\ndata: ");
-            out.push_str(&message.to_string());
             out.push('\n');
+            for line in message.split('\n') {
+                out.push_str("data: ");
+                out.push_str(line);
+                out.push('\n');
+            }
         }
         None if out.is_empty() => out.push_str(":\n"),
         None => {}
@@ -188,10 +208,10 @@ pub fn write_event(event: &Event, message: Option<&Value>) -> String {
     out
 }
 
-/// Decides one event: data that is one JSON object goes through `review` (which may rewrite it,
-/// or withhold it with `None`) and is re-serialized; an event without data keeps only its id,
-/// retry or a bare comment.
-pub fn judge(bytes: &[u8], review: impl FnOnce(Value) -> Option<Value>) -> Verdict {
+/// Decides one event: data that is one JSON object goes through `review` (which may keep it,
+/// rewrite it or withhold it) and goes on in canonical framing; an event without data keeps
+/// only its id, retry or a bare comment.
+pub fn judge(bytes: &[u8], review: impl FnOnce(Value) -> Review) -> Verdict {
     let event = Event::parse(bytes);
     match &event.data {
         // An empty data field dispatches no message (a priming event: id and retry only, as
@@ -202,8 +222,9 @@ pub fn judge(bytes: &[u8], review: impl FnOnce(Value) -> Option<Value>) -> Verdi
         // repeated key could be read otherwise by the client.
         Some(data) => match crate::protocol::strict_json::parse_str(data) {
             Ok(message) if message.is_object() => match review(message) {
-                Some(message) => Verdict::Send(write_event(&event, Some(&message))),
-                None => Verdict::Unreadable,
+                Review::Keep => Verdict::Send(write_event_text(&event, Some(data))),
+                Review::Replace(message) => Verdict::Send(write_event(&event, Some(&message))),
+                Review::Withhold => Verdict::Unreadable,
             },
             Ok(_) | Err(_) => Verdict::Unreadable,
         },
@@ -268,13 +289,17 @@ mod tests {
         assert_eq!(Event::parse(b"retry: -5\n\n").retry, None);
     }
 
+    fn keep(_: Value) -> Review {
+        Review::Keep
+    }
+
     #[test]
     fn only_readable_events_go_on_in_canonical_form() {
         let reviewed = judge(
             b"id: 3\ndata: {\"result\":{\"tools\":[1,2]}}\n\n",
             |mut v| {
                 v["result"]["tools"] = json!([1]);
-                Some(v)
+                Review::Replace(v)
             },
         );
         assert_eq!(
@@ -282,22 +307,30 @@ mod tests {
             Verdict::Send("id: 3\nevent: message\ndata: {\"result\":{\"tools\":[1]}}\n\n".into())
         );
         assert_eq!(
-            judge(b"data: {\"x\":1} trailing\n\n", Some),
+            judge(b"data: {\"x\":1} trailing\n\n", keep),
             Verdict::Unreadable
         );
         // A batch, a repeated key, or a withheld message does not go on.
-        assert_eq!(judge(b"data: [{\"a\":1}]\n\n", Some), Verdict::Unreadable);
+        assert_eq!(judge(b"data: [{\"a\":1}]\n\n", keep), Verdict::Unreadable);
         assert_eq!(
-            judge(b"data: {\"id\":1,\"id\":2}\n\n", Some),
+            judge(b"data: {\"id\":1,\"id\":2}\n\n", keep),
             Verdict::Unreadable
         );
-        assert_eq!(judge(b"data: {}\n\n", |_| None), Verdict::Unreadable);
         assert_eq!(
-            judge(b": keep-alive\n\n", Some),
-            Verdict::Send(":\n\n".into())
+            judge(b"data: {}\n\n", |_| Review::Withhold),
+            Verdict::Unreadable
         );
         assert_eq!(
-            judge(b"event: \x1b[2J\ndata: {}\n\n", Some),
+            judge(b": keep-alive\n\n", keep),
+            Verdict::Send(":\n\n".into())
+        );
+        // Kept as read: the text goes on, one data line per line, in canonical framing.
+        assert_eq!(
+            judge(b"id: 9\r\ndata: {\"a\":\r\ndata:  1}\r\n\r\n", keep),
+            Verdict::Send("id: 9\nevent: message\ndata: {\"a\":\ndata:  1}\n\n".into())
+        );
+        assert_eq!(
+            judge(b"event: \x1b[2J\ndata: {}\n\n", keep),
             Verdict::Send("event: message\ndata: {}\n\n".into())
         );
     }
