@@ -892,3 +892,76 @@ async fn a_refused_call_reads_as_a_tool_error_in_both_official_sdks_and_both_rev
         rug.request_log_text()
     );
 }
+
+/// The SDKs' own conformance servers (the right references: the suite calls their fixtures),
+/// run by hand because neither ships in a registry package: nothing that passes against the
+/// server directly may fail through the gateway. Ignored by default; set
+/// - `MCPSOC_REFERENCE_SERVER`: the command that starts it, `{port}` standing for its port
+///   (e.g. `/path/.peers/venv/bin/python -m mcp_everything_server --port {port}`),
+/// - `MCPSOC_REFERENCE_DIR`: the folder to start it in,
+/// - `MCPSOC_CONFORMANCE_SUITE`: the suite's entry point (e.g. 0.2.0-alpha's
+///   `node_modules/.bin/conformance`), `MCPSOC_CONFORMANCE_ARGS`: extra arguments
+///   (`--spec-version 2026-07-28`),
+///
+/// then `cargo test --test gateway_peers reference_conformance -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a reference server from an SDK's repository: see the doc comment"]
+async fn reference_conformance_through_the_gateway_loses_nothing() {
+    let peers = Peers::locate();
+    let dir = scratch();
+    let var = |name: &str| std::env::var(name).unwrap_or_else(|_| panic!("set {name}"));
+    let port = free_port();
+    let command_line = var("MCPSOC_REFERENCE_SERVER").replace("{port}", &port.to_string());
+    let mut parts = command_line.split_whitespace();
+    let mut command = std::process::Command::new(parts.next().expect("a command"));
+    command.args(parts).current_dir(var("MCPSOC_REFERENCE_DIR"));
+    let mut server = ChildGuard::spawn("reference server", command, &dir.path().join("ref.log"));
+    server.wait_listening(port).await;
+    let suite = std::path::PathBuf::from(var("MCPSOC_CONFORMANCE_SUITE"));
+    let extra: Vec<String> = std::env::var("MCPSOC_CONFORMANCE_ARGS")
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    let url = format!("http://127.0.0.1:{port}/mcp");
+    let direct = run_conformance_with(&peers, &suite, &extra, &url, dir.path(), "direct").await;
+    let forward_port = free_port();
+    let origins = vec![
+        format!("http://127.0.0.1:{forward_port}"),
+        format!("http://localhost:{forward_port}"),
+    ];
+    let gw = tofu_gateway("reference", &url, dir.path(), |setup| {
+        setup.allowed_origins = origins;
+    })
+    .await;
+    let token = gw.token("conformance", json!({}));
+    let forwarder = spawn_bearer_forwarder(&gw.url, &token, forward_port).await;
+    let through = run_conformance_with(
+        &peers,
+        &suite,
+        &extra,
+        &format!("http://{forwarder}/mcp"),
+        dir.path(),
+        "gateway",
+    )
+    .await;
+    eprintln!("{}", direct.summary("direct"));
+    eprintln!("{}", through.summary("through the gateway"));
+    let lost: Vec<String> = direct
+        .passed()
+        .into_iter()
+        .filter(|scenario| !through.passed().contains(scenario))
+        .map(|scenario| {
+            format!(
+                "{scenario}: {:?}",
+                failed_checks(dir.path(), "gateway", &scenario)
+            )
+        })
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "scenarios that pass directly fail through the gateway:\n{}\n(output: {})",
+        lost.join("\n"),
+        through.output.display()
+    );
+}

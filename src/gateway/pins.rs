@@ -286,9 +286,10 @@ impl Pins {
     ) -> Result<Value, CallRefusal> {
         let inner = self.lock();
         let key = (upstream.to_string(), tool.to_string());
-        if inner
-            .unreadable
-            .contains(&(upstream.to_string(), audience.to_string()))
+        if !inner.unreadable.is_empty()
+            && inner
+                .unreadable
+                .contains(&(upstream.to_string(), audience.to_string()))
         {
             return Err(CallRefusal::UnreadableListing);
         }

@@ -188,6 +188,11 @@ impl Scan<'_> {
         // One search per rule: a `RegexSet` of them all is far slower (its automaton is too big
         // for the lazy DFA's cache).
         for (rule, re) in rules.rules.iter().enumerate() {
+            // Most text holds no secret: a plain match test (no capture slots to allocate)
+            // settles it before the capturing search runs.
+            if !re.is_match(bytes) {
+                continue;
+            }
             for caps in re.captures_iter(bytes) {
                 let Some(m) = caps.name("secret").or_else(|| caps.get(0)) else {
                     continue;

@@ -982,6 +982,19 @@ impl ConformanceRun {
 /// Runs the suite's server scenarios against `url` with Node 22 first on PATH; its output goes
 /// to `dir/<label>.log` (never to the test's output) and its results to `dir/<label>/`.
 pub async fn run_conformance(peers: &Peers, url: &str, dir: &Path, label: &str) -> ConformanceRun {
+    run_conformance_with(peers, &peers.conformance, &[], url, dir, label).await
+}
+
+/// Runs a conformance suite at `suite` (another version than the installed one, say) with
+/// extra arguments (`--spec-version 2026-07-28`, …).
+pub async fn run_conformance_with(
+    peers: &Peers,
+    suite: &Path,
+    extra: &[String],
+    url: &str,
+    dir: &Path,
+    label: &str,
+) -> ConformanceRun {
     let log = dir.join(format!("conformance-{label}.log"));
     let results = dir.join(format!("conformance-{label}"));
     let out = File::create(&log).expect("create conformance log");
@@ -993,9 +1006,10 @@ pub async fn run_conformance(peers: &Peers, url: &str, dir: &Path, label: &str) 
     );
     let mut command = tokio::process::Command::new(peers.node22_bin.join("node"));
     command
-        .arg(&peers.conformance)
+        .arg(suite)
         .args(["server", "--url", url, "--output-dir"])
         .arg(&results)
+        .args(extra)
         .env("PATH", path)
         .stdin(Stdio::null())
         .stdout(Stdio::from(out))
