@@ -868,6 +868,7 @@ async fn tool_call(
     };
     // An event stream is reviewed event by event (responses to other requests dropped, the
     // server's own requests noted for their answers); a JSON answer streams through as it is.
+    let mut answer = None;
     let (parts, streamed): (_, GatewayBody) = match super::media::body_kind(response.headers()) {
         Err(e) if response.status().is_success() => {
             let detail = format!("tools/call answer refused: {e}");
@@ -889,7 +890,9 @@ async fn tool_call(
                 listing: false,
                 method: message.method.clone(),
             };
-            review::stream(gw, expect, response).into_parts()
+            let (reviewed, kept) = review::stream_keeping_answer(gw, expect, response);
+            answer = Some(kept);
+            reviewed.into_parts()
         }
         _ => {
             let (parts, incoming) = response.into_parts();
@@ -906,10 +909,11 @@ async fn tool_call(
     let id = message.id.clone();
     let status = parts.status;
     let tee = TeeBody::new(streamed, RESULT_CAPTURE, move |captured: Captured| {
+        let reviewed = answer.and_then(|a| a.lock().unwrap_or_else(|p| p.into_inner()).take());
         finish_call(
             &mut call,
             status,
-            &captured,
+            (&captured, reviewed),
             &content_type,
             id.as_ref(),
             started,
@@ -942,11 +946,12 @@ fn refused_tool_result(id: Option<&Value>, version: &str, text: &str) -> Bytes {
     Bytes::from(body.to_string())
 }
 
-/// Fills the finished tool call from what streamed back.
+/// Fills the finished tool call from what streamed back: the response the stream reviewer
+/// kept when there is one (read whole), else the response found in the captured head.
 fn finish_call(
     call: &mut ToolCall,
     status: StatusCode,
-    captured: &Captured,
+    (captured, reviewed): (&Captured, Option<Value>),
     content_type: &str,
     id: Option<&Value>,
     started: Instant,
@@ -954,10 +959,12 @@ fn finish_call(
     call.phase = CallPhase::Finished;
     call.latency_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
     call.result_bytes = Some(captured.total);
-    let messages = body::messages(content_type, &captured.head);
-    let response = messages
-        .into_iter()
-        .find(|m| m.get("id") == id && (m.get("result").is_some() || m.get("error").is_some()));
+    let whole = reviewed.is_some();
+    let response = reviewed.or_else(|| {
+        body::messages(content_type, &captured.head)
+            .into_iter()
+            .find(|m| m.get("id") == id && (m.get("result").is_some() || m.get("error").is_some()))
+    });
     let (text, is_error) = match &response {
         Some(m) if m.get("error").is_some() => (
             m["error"]["message"]
@@ -1016,7 +1023,12 @@ fn finish_call(
         }
     };
     let mut summary: String = text.chars().take(SUMMARY_CHARS).collect();
-    if captured.total as usize > captured.head.len() {
+    let cut = if whole {
+        summary.len() < text.len()
+    } else {
+        captured.total as usize > captured.head.len()
+    };
+    if cut {
         summary.push_str(" …[result continues]");
     }
     call.result_summary = Some(redact::redact_text(&summary).0);

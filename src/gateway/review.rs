@@ -77,14 +77,14 @@ fn response_id(message: &Value) -> Option<&Value> {
     }
 }
 
-/// Reviews one message: pins a listing, drops what may not go on. `Ok(None)`: it goes on as it
-/// is; `Ok(Some(_))`: it goes on rewritten (a listing showing only what may be shown).
+/// Reviews one message: pins a listing, drops what may not go on. `Ok(false)`: it goes on as
+/// it is; `Ok(true)`: it was rewritten (a listing showing only what may be shown).
 fn review_message(
     gw: &Gateway,
     expect: &Expect,
-    mut message: Value,
+    message: &mut Value,
     changes: &mut Vec<ToolChange>,
-) -> Result<Option<Value>, Withheld> {
+) -> Result<bool, Withheld> {
     if let (Some(method), Some(id)) = (
         message.get("method").and_then(Value::as_str),
         message.get("id").filter(|id| !id.is_null()),
@@ -104,10 +104,10 @@ fn review_message(
         (_, None) => false,
     };
     if !is_listing {
-        return Ok(None);
+        return Ok(false);
     }
     let Some(slot) = message.pointer_mut("/result/tools") else {
-        return Ok(None);
+        return Ok(false);
     };
     let Value::Array(tools) = slot else {
         return Err(Withheld::BadListing);
@@ -115,7 +115,7 @@ fn review_message(
     let listing = gw.pins.review(&expect.upstream, &expect.audience, tools);
     changes.extend(listing.events);
     *slot = Value::Array(listing.visible);
-    Ok(Some(message))
+    Ok(true)
 }
 
 /// Records what the gateway would not pass on; when it was (part of) a listing, that caller's
@@ -239,7 +239,7 @@ async fn whole_json(
             Err((StatusCode::BAD_GATEWAY, "upstream_malformed", detail))
         }
     };
-    let message = match crate::protocol::strict_json::parse(&bytes) {
+    let mut message = match crate::protocol::strict_json::parse(&bytes) {
         Ok(message @ Value::Object(_)) => message,
         Ok(Value::Array(_)) => {
             return refuse(format!(
@@ -273,9 +273,9 @@ async fn whole_json(
     }
     let mut changes = Vec::new();
     // Unchanged, the bytes go on as they came: the strict parse proved they read one way.
-    let reviewed = match review_message(gw, &expect, message, &mut changes) {
-        Ok(None) => bytes,
-        Ok(Some(rewritten)) => Bytes::from(rewritten.to_string()),
+    let reviewed = match review_message(gw, &expect, &mut message, &mut changes) {
+        Ok(false) => bytes,
+        Ok(true) => Bytes::from(message.to_string()),
         Err(drop) => {
             return refuse(format!(
                 "{} answered with {}",
@@ -316,6 +316,30 @@ pub fn stream(
     expect: Expect,
     response: Response<Incoming>,
 ) -> Response<GatewayBody> {
+    stream_with(gw, expect, response, None)
+}
+
+/// The response to the request a stream answers, kept by [`stream_keeping_answer`] as it
+/// passes (whole: the audit reads it without parsing the stream a second time).
+pub type Answer = Arc<std::sync::Mutex<Option<Value>>>;
+
+/// [`stream`], keeping the response to `expect.id` as it goes by.
+pub fn stream_keeping_answer(
+    gw: &Arc<Gateway>,
+    expect: Expect,
+    response: Response<Incoming>,
+) -> (Response<GatewayBody>, Answer) {
+    let answer = Answer::default();
+    let out = stream_with(gw, expect, response, Some(answer.clone()));
+    (out, answer)
+}
+
+fn stream_with(
+    gw: &Arc<Gateway>,
+    expect: Expect,
+    response: Response<Incoming>,
+    answer: Option<Answer>,
+) -> Response<GatewayBody> {
     let (parts, incoming) = response.into_parts();
     let long_lived =
         expect.id.is_none() || expect.method.as_deref() == Some("subscriptions/listen");
@@ -325,6 +349,7 @@ pub fn stream(
         splitter: sse::EventSplitter::new(gw.max_list),
         gw: gw.clone(),
         expect,
+        answer,
         done: false,
     };
     let merged = futures_util::stream::unfold(state, |mut st| async move {
@@ -389,6 +414,7 @@ struct StreamState {
     splitter: sse::EventSplitter,
     gw: Arc<Gateway>,
     expect: Expect,
+    answer: Option<Answer>,
     done: bool,
 }
 
@@ -411,10 +437,19 @@ impl StreamState {
             let gw = &self.gw;
             let expect = &self.expect;
             let mut why = None;
-            let verdict = sse::judge(&event, |m| {
-                match review_message(gw, expect, m, &mut changes) {
-                    Ok(None) => sse::Review::Keep,
-                    Ok(Some(m)) => sse::Review::Replace(m),
+            let answer = self.answer.as_ref();
+            let verdict = sse::judge(&event, |mut m| {
+                match review_message(gw, expect, &mut m, &mut changes) {
+                    Ok(false) => {
+                        if let Some(slot) = answer
+                            && expect.id.is_some()
+                            && response_id(&m) == expect.id.as_ref()
+                        {
+                            *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(m);
+                        }
+                        sse::Review::Keep
+                    }
+                    Ok(true) => sse::Review::Replace(m),
                     Err(drop) => {
                         why = Some(drop);
                         sse::Review::Withhold
