@@ -92,7 +92,7 @@ fn review_message(
         // A request from the server: the client's answer will be checked against it.
         gw.server_requests.sent(&expect.audience, id, method);
     }
-    let id = response_id(&message).cloned();
+    let id = response_id(message).cloned();
     let is_listing = match (&expect.id, &id) {
         (Some(expected), Some(got)) if expected != got => {
             let shown: String = got.to_string().chars().take(80).collect();
