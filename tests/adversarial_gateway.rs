@@ -927,3 +927,60 @@ async fn an_ended_session_can_still_be_revoked_and_its_identity_stays_out() {
     .await;
     assert_eq!(revoked["revokes"]["client_id"], "erin-cli");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_holds_after_the_gateway_restarts() {
+    let b = bench(true).await;
+    let gw = &b.gw;
+    let token = gw.token("frank", json!({"client_id": null}));
+    assert_eq!(
+        stateless(gw, &token, "cli", "tools/list", None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let bound = wait_for(gw, "mcpsoc.session.v1", "frank's binding", |d| {
+        d["user"] == "frank" && d["change"] == "bound"
+    })
+    .await;
+    let approver = approver(&b).await;
+    let reply = command(
+        &approver,
+        StreamCommand::RevokeSession {
+            binding: bound["binding"].as_str().expect("binding").into(),
+            reason: None,
+        },
+    )
+    .await;
+    assert!(accepted(&reply), "{reply:?}");
+    wait_for(gw, "mcpsoc.session.v1", "the revocation", |d| {
+        d["user"] == "frank" && d["change"] == "revoked"
+    })
+    .await;
+    // A gateway started on the same log: the revocation is rebuilt from it. A token of frank's
+    // issued before it (minted now with the old `iat`, for the new gateway's audience) stays
+    // out, on both revisions.
+    let issued = gateway_support::now() - 5;
+    let dir = b.dir.path().join("restarted");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let mut setup = gateway_support::GatewaySetup::new("files", &b.upstream.url);
+    setup.trust_on_first_use = true;
+    let again = gw.restarted(&setup, &dir).await;
+    let old_token = again.token("frank", json!({"client_id": null, "iat": issued}));
+    let seen = b.upstream.seen().len();
+    assert_eq!(
+        initialize(&again, &old_token).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        stateless(&again, &old_token, "renamed", "tools/list", None)
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        b.upstream.seen().len(),
+        seen,
+        "the upstream saw frank again"
+    );
+}

@@ -470,7 +470,21 @@ pub struct Gateway {
 impl Gateway {
     /// Writes the JWKS and configuration into `dir` and starts the gateway.
     pub async fn start(setup: &GatewaySetup, dir: &Path) -> Self {
-        let key = SigningKey::generate_ed25519("k1");
+        Self::start_with(setup, dir, SigningKey::generate_ed25519("k1"), None).await
+    }
+
+    /// Another gateway on this one's store and issuer key (a new port): what a restart of this
+    /// gateway rebuilds from its log. Stop using this one afterwards.
+    pub async fn restarted(&self, setup: &GatewaySetup, dir: &Path) -> Self {
+        Self::start_with(setup, dir, self.key.clone(), Some(self.store.clone())).await
+    }
+
+    async fn start_with(
+        setup: &GatewaySetup,
+        dir: &Path,
+        key: SigningKey,
+        store: Option<Store>,
+    ) -> Self {
         let jwks = dir.join("idp-jwks.json");
         std::fs::write(&jwks, key.public_jwks().to_string()).expect("write JWKS");
         let port = free_port();
@@ -531,14 +545,16 @@ token_sha256 = "{viewer}"
         std::fs::write(&config_path, &config_text).expect("write config");
         let config = Config::parse(&config_text, &config_path)
             .unwrap_or_else(|e| panic!("test configuration is invalid: {e}\n{config_text}"));
-        let store = Store::open(
-            &dir.join("gateway-data"),
-            &StoreOptions {
-                cache_bytes: 8 * 1024 * 1024,
-                flush_every_ms: 200,
-            },
-        )
-        .expect("open gateway store");
+        let store = store.unwrap_or_else(|| {
+            Store::open(
+                &dir.join("gateway-data"),
+                &StoreOptions {
+                    cache_bytes: 8 * 1024 * 1024,
+                    flush_every_ms: 200,
+                },
+            )
+            .expect("open gateway store")
+        });
         let running = mcpsoc::gateway::start(&config, store.clone())
             .await
             .unwrap_or_else(|e| panic!("gateway did not start: {e:#}\n{config_text}"));
