@@ -11,7 +11,7 @@ mod gateway_support;
 use std::time::{Duration, Instant};
 
 use adversarial_support::*;
-use gateway_support::{Gateway, TIMEOUT, command, http, post};
+use gateway_support::{TIMEOUT, command, http, post};
 use hyper::{Method, StatusCode};
 use mcpsoc::protocol::Command as StreamCommand;
 use serde_json::{Value, json};
@@ -37,20 +37,7 @@ async fn a_revoked_identity_stays_out_on_both_revisions_and_under_any_client_nam
     )
     .await;
     let binding = bound["binding"].as_str().expect("binding").to_string();
-    let approver = approver(&b).await;
-    let reply = command(
-        &approver,
-        StreamCommand::RevokeSession {
-            binding: binding.clone(),
-            reason: Some("compromised".into()),
-        },
-    )
-    .await;
-    assert!(accepted(&reply), "revoke refused: {reply:?}");
-    let revoked = wait_for(gw, "mcpsoc.session.v1", "the revocation", |d| {
-        d["binding"] == binding.as_str() && d["change"] == "revoked"
-    })
-    .await;
+    let revoked = revoke(&b, &binding, Some("compromised")).await;
     let seen_before = b.upstream.seen().len();
     // The same token under another self-declared client name, and on the other revision.
     let renamed = stateless(
@@ -103,20 +90,7 @@ async fn revoking_a_session_revokes_the_client_the_token_proves_not_only_that_se
         d["binding"] == binding.as_str() && d["change"] == "bound"
     })
     .await;
-    let approver = approver(&b).await;
-    let reply = command(
-        &approver,
-        StreamCommand::RevokeSession {
-            binding: binding.clone(),
-            reason: None,
-        },
-    )
-    .await;
-    assert!(accepted(&reply), "{reply:?}");
-    let revoked = wait_for(gw, "mcpsoc.session.v1", "revocation", |d| {
-        d["binding"] == binding.as_str() && d["change"] == "revoked"
-    })
-    .await;
+    let revoked = revoke(&b, &binding, None).await;
     // The same token starts a new session, or goes stateless: refused.
     assert_eq!(
         initialize(gw, &token).await.status,
@@ -659,36 +633,6 @@ async fn a_client_answers_only_requests_the_server_sent_it_in_their_shape() {
 // ---------------------------------------------------------------------------------------------
 // The HTTP layer: pipelining, smuggling, header case, HTTP/2, oversized headers, look-alikes.
 
-/// Sends raw bytes on one connection and reads until the gateway closes it (or the deadline).
-async fn raw_exchange(gw: &Gateway, bytes: &[u8]) -> String {
-    let mut socket = TcpStream::connect(gw.mcp).await.expect("connect");
-    socket.write_all(bytes).await.expect("send");
-    let mut answer = Vec::new();
-    let mut chunk = [0u8; 16 * 1024];
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        match tokio::time::timeout_at(deadline, socket.read(&mut chunk)).await {
-            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
-            Ok(Ok(n)) => answer.extend_from_slice(&chunk[..n]),
-        }
-    }
-    String::from_utf8_lossy(&answer).into_owned()
-}
-
-/// A raw POST that asks the gateway to close the connection after answering.
-fn raw_post(gw: &Gateway, headers: &str, body: &str) -> String {
-    raw_post_open(gw, &format!("{headers}connection: close\r\n"), body)
-}
-
-/// A raw POST that leaves the connection open (for pipelining).
-fn raw_post_open(gw: &Gateway, headers: &str, body: &str) -> String {
-    format!(
-        "POST /mcp/files HTTP/1.1\r\nhost: {}\r\naccept: application/json, text/event-stream\r\ncontent-type: application/json\r\n{headers}content-length: {}\r\n\r\n{body}",
-        gw.mcp,
-        body.len()
-    )
-}
-
 /// Lists a pending `wipe` next to the approved `read` (trust on first use approves `read`
 /// first), so tests can try to reach `wipe`.
 async fn with_pending_wipe(b: &Bench, token: &str) -> String {
@@ -907,24 +851,11 @@ async fn an_ended_session_can_still_be_revoked_and_its_identity_stays_out() {
     })
     .await;
     // The responder learns of the theft after the session ended: the log names the identity.
-    let approver = approver(&b).await;
-    let reply = command(
-        &approver,
-        StreamCommand::RevokeSession {
-            binding: binding.clone(),
-            reason: Some("token found in a public repo".into()),
-        },
-    )
-    .await;
-    assert!(accepted(&reply), "{reply:?}");
+    let revoked = revoke(&b, &binding, Some("token found in a public repo")).await;
     assert_eq!(
         initialize(gw, &token).await.status,
         StatusCode::UNAUTHORIZED
     );
-    let revoked = wait_for(gw, "mcpsoc.session.v1", "the revocation", |d| {
-        d["binding"] == binding.as_str() && d["change"] == "revoked"
-    })
-    .await;
     assert_eq!(revoked["revokes"]["client_id"], "erin-cli");
 }
 
@@ -943,20 +874,7 @@ async fn a_revocation_holds_after_the_gateway_restarts() {
         d["user"] == "frank" && d["change"] == "bound"
     })
     .await;
-    let approver = approver(&b).await;
-    let reply = command(
-        &approver,
-        StreamCommand::RevokeSession {
-            binding: bound["binding"].as_str().expect("binding").into(),
-            reason: None,
-        },
-    )
-    .await;
-    assert!(accepted(&reply), "{reply:?}");
-    wait_for(gw, "mcpsoc.session.v1", "the revocation", |d| {
-        d["user"] == "frank" && d["change"] == "revoked"
-    })
-    .await;
+    revoke(&b, bound["binding"].as_str().expect("binding"), None).await;
     // A gateway started on the same log: the revocation is rebuilt from it. A token of frank's
     // issued before it (minted now with the old `iat`, for the new gateway's audience) stays
     // out, on both revisions.

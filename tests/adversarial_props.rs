@@ -20,8 +20,6 @@ use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, TestRunner};
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 fn generate<S: Strategy>(strategy: S, n: usize) -> Vec<S::Value> {
     let mut runner = TestRunner::new(Config::default());
@@ -339,22 +337,6 @@ fn request_body(case: &RequestCase) -> String {
     }
 }
 
-async fn send_raw(gw: &gateway_support::Gateway, head: &str, body: &str) -> String {
-    let mut socket = TcpStream::connect(gw.mcp).await.expect("connect");
-    let request = format!(
-        "POST /mcp/files HTTP/1.1\r\nhost: {}\r\naccept: application/json, text/event-stream\r\ncontent-type: application/json\r\nconnection: close\r\n{head}content-length: {}\r\n\r\n{body}",
-        gw.mcp,
-        body.len()
-    );
-    socket.write_all(request.as_bytes()).await.expect("send");
-    let mut answer = Vec::new();
-    tokio::time::timeout(gateway_support::TIMEOUT, socket.read_to_end(&mut answer))
-        .await
-        .expect("an answer in time")
-        .expect("read the answer");
-    String::from_utf8_lossy(&answer).into_owned()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_request_reaches_an_unapproved_tool_or_carries_unchecked_headers() {
     let b = bench(false).await;
@@ -418,7 +400,7 @@ async fn no_request_reaches_an_unapproved_tool_or_carries_unchecked_headers() {
         for (name, value) in &case.headers {
             head.push_str(&format!("{name}: {value}\r\n"));
         }
-        let answer = send_raw(gw, &head, &request_body(case)).await;
+        let answer = raw_exchange(gw, raw_post(gw, &head, &request_body(case)).as_bytes()).await;
         assert!(
             answer.starts_with("HTTP/1.1 "),
             "case {n} {case:?}: no HTTP answer: {answer:?}"

@@ -783,6 +783,22 @@ async fn a_rug_pull_is_held_until_the_new_definition_is_approved() {
     viewer.stop();
 }
 
+/// Every scenario that passes directly must pass through the gateway.
+fn assert_nothing_lost(direct: &ConformanceRun, through: &ConformanceRun, dir: &Path) {
+    let lost: Vec<String> = direct
+        .passed()
+        .into_iter()
+        .filter(|scenario| !through.passed().contains(scenario))
+        .map(|scenario| format!("{scenario}: {:?}", failed_checks(dir, "gateway", &scenario)))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "scenarios that pass directly fail through the gateway:\n{}\n(output: {})",
+        lost.join("\n"),
+        through.output.display()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance_through_gateway_loses_nothing() {
     let peers = Peers::locate();
@@ -822,23 +838,7 @@ async fn conformance_through_gateway_loses_nothing() {
     // Every scenario that passes directly must pass through the gateway. (The suite calls tools
     // of its own test server that server-everything lacks; the gateway refuses a tool it never
     // saw listed with an `isError` result, the same shape the server gives for a tool it lacks.)
-    let lost: Vec<String> = direct
-        .passed()
-        .into_iter()
-        .filter(|scenario| !through.passed().contains(scenario))
-        .map(|scenario| {
-            format!(
-                "{scenario}: {:?}",
-                failed_checks(dir.path(), "gateway", &scenario)
-            )
-        })
-        .collect();
-    assert!(
-        lost.is_empty(),
-        "scenarios that pass directly fail through the gateway:\n{}\n(output: {})",
-        lost.join("\n"),
-        through.output.display()
-    );
+    assert_nothing_lost(&direct, &through, dir.path());
     assert_eq!(
         direct.scenarios.len(),
         through.scenarios.len(),
@@ -947,21 +947,5 @@ async fn reference_conformance_through_the_gateway_loses_nothing() {
     .await;
     eprintln!("{}", direct.summary("direct"));
     eprintln!("{}", through.summary("through the gateway"));
-    let lost: Vec<String> = direct
-        .passed()
-        .into_iter()
-        .filter(|scenario| !through.passed().contains(scenario))
-        .map(|scenario| {
-            format!(
-                "{scenario}: {:?}",
-                failed_checks(dir.path(), "gateway", &scenario)
-            )
-        })
-        .collect();
-    assert!(
-        lost.is_empty(),
-        "scenarios that pass directly fail through the gateway:\n{}\n(output: {})",
-        lost.join("\n"),
-        through.output.display()
-    );
+    assert_nothing_lost(&direct, &through, dir.path());
 }

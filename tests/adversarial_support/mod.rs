@@ -13,7 +13,7 @@ use crate::gateway_support::{
 use hyper::StatusCode;
 use mcpsoc::protocol::frames::Reply;
 use serde_json::{Value, json};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 // ---------------------------------------------------------------------------------------------
@@ -357,4 +357,54 @@ pub async fn approver(b: &Bench) -> mcpsoc::stream::Subscriber {
 
 pub fn accepted(reply: &Reply) -> bool {
     reply.ok
+}
+
+/// Revokes `binding` as an approver over the gateway's stream (the command must be accepted)
+/// and returns the data of the `revoked` event the gateway published for it.
+pub async fn revoke(b: &Bench, binding: &str, reason: Option<&str>) -> Value {
+    let approver = approver(b).await;
+    let reply = crate::gateway_support::command(
+        &approver,
+        mcpsoc::protocol::Command::RevokeSession {
+            binding: binding.to_string(),
+            reason: reason.map(str::to_string),
+        },
+    )
+    .await;
+    assert!(accepted(&reply), "revoke {binding} refused: {reply:?}");
+    approver.stop();
+    wait_for(&b.gw, "mcpsoc.session.v1", "the revocation", |d| {
+        d["binding"] == binding && d["change"] == "revoked"
+    })
+    .await
+}
+
+/// Sends raw bytes on one connection and reads until the gateway closes it (or the deadline).
+pub async fn raw_exchange(gw: &Gateway, bytes: &[u8]) -> String {
+    let mut socket = TcpStream::connect(gw.mcp).await.expect("connect");
+    socket.write_all(bytes).await.expect("send");
+    let mut answer = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match tokio::time::timeout_at(deadline, socket.read(&mut chunk)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
+            Ok(Ok(n)) => answer.extend_from_slice(&chunk[..n]),
+        }
+    }
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// A raw POST that asks the gateway to close the connection after answering.
+pub fn raw_post(gw: &Gateway, headers: &str, body: &str) -> String {
+    raw_post_open(gw, &format!("{headers}connection: close\r\n"), body)
+}
+
+/// A raw POST that leaves the connection open (for pipelining).
+pub fn raw_post_open(gw: &Gateway, headers: &str, body: &str) -> String {
+    format!(
+        "POST /mcp/files HTTP/1.1\r\nhost: {}\r\naccept: application/json, text/event-stream\r\ncontent-type: application/json\r\n{headers}content-length: {}\r\n\r\n{body}",
+        gw.mcp,
+        body.len()
+    )
 }
