@@ -902,3 +902,38 @@ async fn a_revocation_holds_after_the_gateway_restarts() {
         "the upstream saw frank again"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_json_call_answer_carrying_another_requests_id_never_reaches_the_client() {
+    let b = bench(true).await;
+    let gw = &b.gw;
+    let token = gw.token("alice", json!({}));
+    let sid = session(gw, &token).await;
+    assert_eq!(listed(&list(gw, &token, &sid).await), ["read"]);
+    // The call is answered with a "tools/list result" for the id of the client's listing.
+    b.upstream.answer(|seen| {
+        (seen.method() == "tools/call").then(|| {
+            http_response(
+                "application/json",
+                "",
+                &result(&json!(2), json!({"tools": [read_tool(POISONED)]})),
+            )
+        })
+    });
+    let answer = call(gw, &token, &sid, "read").await;
+    assert_eq!(answer.status, StatusCode::BAD_GATEWAY, "{}", answer.body);
+    assert!(!answer.body.contains("evil.example"), "{}", answer.body);
+    wait_for(
+        gw,
+        "mcpsoc.tool_call.v1",
+        "the call recorded as an error",
+        |d| {
+            d["phase"] == "finished"
+                && d["is_error"] == true
+                && d["reason"]
+                    .as_str()
+                    .is_some_and(|r| r.contains("not its response"))
+        },
+    )
+    .await;
+}

@@ -31,6 +31,19 @@ use crate::protocol::events::{
 const RESULT_CAPTURE: usize = 16 * 1024;
 /// Characters of result text in the event.
 const SUMMARY_CHARS: usize = 8 * 1024;
+/// A JSON answer to a call up to this long is read whole and checked before the client gets
+/// it; a longer (or chunked) one streams through unread.
+const JSON_ANSWER_WHOLE: usize = 1024 * 1024;
+
+/// The `Content-Length` of a message, when it has exactly one that is a number.
+fn content_length(headers: &HeaderMap) -> Option<usize> {
+    let mut values = headers.get_all(header::CONTENT_LENGTH).iter();
+    let first = values.next()?;
+    if values.next().is_some() {
+        return None;
+    }
+    first.to_str().ok()?.trim().parse().ok()
+}
 
 /// Everything known about the caller once the token is accepted.
 struct Caller {
@@ -893,6 +906,55 @@ async fn tool_call(
             let (reviewed, kept) = review::stream_keeping_answer(gw, expect, response);
             answer = Some(kept);
             reviewed.into_parts()
+        }
+        // A JSON answer of a known, bounded length is read whole and checked (it must be this
+        // call's response); a longer or chunked one streams through as it comes.
+        Ok(super::media::BodyKind::Json)
+            if response.status().is_success()
+                && content_length(response.headers()).is_some_and(|n| n <= JSON_ANSWER_WHOLE) =>
+        {
+            let expect = review::Expect {
+                upstream: upstream.name.clone(),
+                audience: bound.binding.clone(),
+                id: message.id.clone(),
+                listing: false,
+                method: message.method.clone(),
+            };
+            let (parts, incoming) = response.into_parts();
+            let read = tokio::time::timeout(
+                gw.response_timeout,
+                body::read_limited(incoming, JSON_ANSWER_WHOLE),
+            )
+            .await;
+            let checked = match read {
+                Ok(Ok(bytes)) => review::call_answer(&expect, &bytes).map(|m| (bytes, m)),
+                Ok(Err(e)) => Err(format!("tools/call answer: {e}")),
+                Err(_) => Err(format!(
+                    "tools/call answer did not arrive whole within {} s",
+                    gw.response_timeout.as_secs()
+                )),
+            };
+            match checked {
+                Ok((bytes, parsed)) => {
+                    answer = Some(review::Answer::new(std::sync::Mutex::new(Some(parsed))));
+                    (parts, body::full(bytes))
+                }
+                Err(detail) => {
+                    review::record_unreadable(gw, &expect, parts.status.as_u16(), detail.clone())
+                        .await;
+                    call.phase = CallPhase::Finished;
+                    call.is_error = true;
+                    call.reason = Some(detail.clone());
+                    call.latency_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
+                    gw.events.emit(EventData::ToolCall(call)).await;
+                    return Err(Refused::new(
+                        StatusCode::BAD_GATEWAY,
+                        "upstream_malformed",
+                        detail,
+                    )
+                    .rpc(Some(&message), codes::POLICY));
+                }
+            }
         }
         _ => {
             let (parts, incoming) = response.into_parts();

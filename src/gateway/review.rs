@@ -298,6 +298,29 @@ async fn whole_json(
     Ok(out)
 }
 
+/// Checks a whole JSON answer to a call: one object read one way, and the response to the
+/// request sent (a response with another id would be taken by the client as the answer to
+/// another of its requests). Returns it parsed, or why not.
+pub fn call_answer(expect: &Expect, bytes: &[u8]) -> Result<Value, String> {
+    match crate::protocol::strict_json::parse(bytes) {
+        Ok(message @ Value::Object(_)) if response_id(&message) == expect.id.as_ref() => {
+            Ok(message)
+        }
+        Ok(Value::Object(_)) => Err(format!(
+            "{} answered with a JSON message that is not its response",
+            method_name(expect)
+        )),
+        Ok(_) => Err(format!(
+            "{} answered with JSON that is not one message (a batch?)",
+            method_name(expect)
+        )),
+        Err(e) => Err(format!(
+            "{} answer is not JSON read one way: {e}",
+            method_name(expect)
+        )),
+    }
+}
+
 /// Streams an upstream response back untouched (status, allowed headers, body).
 pub fn passthrough(response: Response<Incoming>) -> Response<GatewayBody> {
     let (parts, incoming) = response.into_parts();
