@@ -82,14 +82,9 @@ async fn revoking_a_session_revokes_the_client_the_token_proves_not_only_that_se
     let b = bench(true).await;
     let gw = &b.gw;
     let token = gw.token("dave", json!({"client_id": "dave-laptop"}));
-    let sid = session(gw, &token).await;
     let other_app = gw.token("dave", json!({"client_id": "dave-phone"}));
     let phone_sid = session(gw, &other_app).await;
-    let binding = format!("dave:{sid}");
-    wait_for(gw, "mcpsoc.session.v1", "dave's session", |d| {
-        d["binding"] == binding.as_str() && d["change"] == "bound"
-    })
-    .await;
+    let (_sid, binding) = bound_session(gw, &token, "dave").await;
     let revoked = revoke(&b, &binding, None).await;
     // The same token starts a new session, or goes stateless: refused.
     assert_eq!(
@@ -198,9 +193,7 @@ async fn every_listing_shape_is_pinned_or_refused_and_the_poisoned_tool_never_ru
 async fn a_listing_answered_on_another_requests_stream_is_dropped() {
     let b = bench(true).await;
     let gw = &b.gw;
-    let token = gw.token("alice", json!({}));
-    let sid = session(gw, &token).await;
-    assert_eq!(listed(&list(gw, &token, &sid).await), ["read"]);
+    let (token, sid) = alice_listed(gw).await;
     // A ping answered with a poisoned "tools/list result" for the id a client's concurrent
     // tools/list used: a client routes it by id.
     b.upstream.answer(|seen| {
@@ -241,9 +234,7 @@ async fn a_listing_answered_on_another_requests_stream_is_dropped() {
 async fn a_get_stream_with_an_unusual_media_type_spelling_is_still_reviewed() {
     let b = bench(true).await;
     let gw = &b.gw;
-    let token = gw.token("alice", json!({}));
-    let sid = session(gw, &token).await;
-    assert_eq!(listed(&list(gw, &token, &sid).await), ["read"]);
+    let (token, sid) = alice_listed(gw).await;
     b.upstream.answer(|seen| {
         seen.line.starts_with("GET ").then(|| {
             let replay = result(&json!(2), json!({"tools": [read_tool(POISONED)]}));
@@ -492,9 +483,7 @@ async fn subjects_with_colons_get_bindings_of_their_own() {
 async fn a_body_with_a_repeated_key_is_refused_before_the_upstream() {
     let b = bench(true).await;
     let gw = &b.gw;
-    let token = gw.token("alice", json!({}));
-    let sid = session(gw, &token).await;
-    assert_eq!(listed(&list(gw, &token, &sid).await), ["read"]);
+    let (token, sid) = alice_listed(gw).await;
     // The gateway's parser keeps the last "name" (approved), a first-wins upstream the first.
     let raw = r#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"drop_tables","name":"read","arguments":{}}}"#;
     let mut socket = TcpStream::connect(gw.mcp).await.expect("connect");
@@ -551,9 +540,7 @@ async fn stateless_replies_follow_the_2026_07_28_schema() {
 async fn a_client_answers_only_requests_the_server_sent_it_in_their_shape() {
     let b = bench(true).await;
     let gw = &b.gw;
-    let token = gw.token("alice", json!({}));
-    let sid = session(gw, &token).await;
-    assert_eq!(listed(&list(gw, &token, &sid).await), ["read"]);
+    let (token, sid) = alice_listed(gw).await;
     // During the call the server asks the client for a model completion and an elicitation.
     b.upstream.answer(|seen| {
         (seen.method() == "tools/call").then(|| {
@@ -796,9 +783,7 @@ async fn oversized_headers_are_refused_and_the_gateway_keeps_serving() {
 async fn a_look_alike_tool_name_is_not_trusted_on_first_use() {
     let b = bench(true).await;
     let gw = &b.gw;
-    let token = gw.token("alice", json!({}));
-    let sid = session(gw, &token).await;
-    assert_eq!(listed(&list(gw, &token, &sid).await), ["read"]);
+    let (token, sid) = alice_listed(gw).await;
     let look_alike = "r\u{0435}ad"; // a Cyrillic ie
     b.upstream.answer(move |seen| {
         (seen.method() == "tools/list").then(|| {
@@ -828,12 +813,7 @@ async fn an_ended_session_can_still_be_revoked_and_its_identity_stays_out() {
     let b = bench(true).await;
     let gw = &b.gw;
     let token = gw.token("erin", json!({"client_id": "erin-cli"}));
-    let sid = session(gw, &token).await;
-    let binding = format!("erin:{sid}");
-    wait_for(gw, "mcpsoc.session.v1", "erin's session", |d| {
-        d["binding"] == binding.as_str() && d["change"] == "bound"
-    })
-    .await;
+    let (sid, binding) = bound_session(gw, &token, "erin").await;
     let auth = format!("Bearer {token}");
     let ended = http(
         Method::DELETE,
@@ -907,9 +887,7 @@ async fn a_revocation_holds_after_the_gateway_restarts() {
 async fn a_json_call_answer_carrying_another_requests_id_never_reaches_the_client() {
     let b = bench(true).await;
     let gw = &b.gw;
-    let token = gw.token("alice", json!({}));
-    let sid = session(gw, &token).await;
-    assert_eq!(listed(&list(gw, &token, &sid).await), ["read"]);
+    let (token, sid) = alice_listed(gw).await;
     // The call is answered with a "tools/list result" for the id of the client's listing.
     b.upstream.answer(|seen| {
         (seen.method() == "tools/call").then(|| {

@@ -881,6 +881,13 @@ async fn tool_call(
     };
     // An event stream is reviewed event by event (responses to other requests dropped, the
     // server's own requests noted for their answers); a JSON answer streams through as it is.
+    let expect = review::Expect {
+        upstream: upstream.name.clone(),
+        audience: bound.binding.clone(),
+        id: message.id.clone(),
+        listing: false,
+        method: message.method.clone(),
+    };
     let mut answer = None;
     let (parts, streamed): (_, GatewayBody) = match super::media::body_kind(response.headers()) {
         Err(e) if response.status().is_success() => {
@@ -896,13 +903,6 @@ async fn tool_call(
             );
         }
         Ok(super::media::BodyKind::EventStream) if response.status().is_success() => {
-            let expect = review::Expect {
-                upstream: upstream.name.clone(),
-                audience: bound.binding.clone(),
-                id: message.id.clone(),
-                listing: false,
-                method: message.method.clone(),
-            };
             let (reviewed, kept) = review::stream_keeping_answer(gw, expect, response);
             answer = Some(kept);
             reviewed.into_parts()
@@ -913,13 +913,6 @@ async fn tool_call(
             if response.status().is_success()
                 && content_length(response.headers()).is_some_and(|n| n <= JSON_ANSWER_WHOLE) =>
         {
-            let expect = review::Expect {
-                upstream: upstream.name.clone(),
-                audience: bound.binding.clone(),
-                id: message.id.clone(),
-                listing: false,
-                method: message.method.clone(),
-            };
             let (parts, incoming) = response.into_parts();
             let read = tokio::time::timeout(
                 gw.response_timeout,

@@ -408,3 +408,24 @@ pub fn raw_post_open(gw: &Gateway, headers: &str, body: &str) -> String {
         body.len()
     )
 }
+
+/// Alice's 2025-11-25 session after a first listing that shows only the benign `read`
+/// (approved on first use): her token and the gateway's session id.
+pub async fn alice_listed(gw: &Gateway) -> (String, String) {
+    let token = gw.token("alice", json!({}));
+    let sid = session(gw, &token).await;
+    assert_eq!(listed(&list(gw, &token, &sid).await), ["read"]);
+    (token, sid)
+}
+
+/// A session of `user` with `token`, once its `bound` event is in the log: the session id and
+/// the binding key.
+pub async fn bound_session(gw: &Gateway, token: &str, user: &str) -> (String, String) {
+    let sid = session(gw, token).await;
+    let binding = format!("{user}:{sid}");
+    wait_for(gw, "mcpsoc.session.v1", "the session bound", |d| {
+        d["binding"] == binding.as_str() && d["change"] == "bound"
+    })
+    .await;
+    (sid, binding)
+}
