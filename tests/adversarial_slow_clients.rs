@@ -191,19 +191,6 @@ async fn eventually(what: &str, within: Duration, mut check: impl AsyncFnMut() -
     }
 }
 
-fn assert_rpc_error(reply: &HttpReply, what: &str) {
-    let body: Value = serde_json::from_str(&reply.body)
-        .unwrap_or_else(|e| panic!("{what}: body is not JSON ({e}): {:?}", reply.body));
-    assert_eq!(body["jsonrpc"], "2.0", "{what}: {body}");
-    assert!(body["error"]["code"].is_i64(), "{what}: {body}");
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .is_some_and(|m| !m.is_empty()),
-        "{what}: {body}"
-    );
-}
-
 // ---------------------------------------------------------------------------------------------
 
 /// Hundreds of bodies that never finish hold no concurrency permit: an honest request is
@@ -492,7 +479,7 @@ async fn a_busy_subject_cannot_starve_another() {
             "{}",
             reply.body
         );
-        assert_rpc_error(reply, "subject over its cap");
+        gateway_support::assert_rpc_error(reply, "subject over its cap");
     }
     let again = honest(&gw, &busy, json!(99)).await;
     assert_eq!(

@@ -305,16 +305,7 @@ fn assert_rpc_refusal(reply: &HttpReply, what: &str) {
         reply.status,
         reply.body
     );
-    let body: Value = serde_json::from_str(&reply.body)
-        .unwrap_or_else(|e| panic!("{what}: refusal body is not JSON ({e}): {:?}", reply.body));
-    assert_eq!(body["jsonrpc"], "2.0", "{what}: {body}");
-    assert!(body["error"]["code"].is_i64(), "{what}: {body}");
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .is_some_and(|m| !m.is_empty()),
-        "{what}: a refusal says why: {body}"
-    );
+    gateway_support::assert_rpc_error(reply, what);
 }
 
 fn generate<S: Strategy>(strategy: S, n: usize) -> Vec<S::Value> {

@@ -783,6 +783,39 @@ async fn a_rug_pull_is_held_until_the_new_definition_is_approved() {
     viewer.stop();
 }
 
+/// Runs a conformance suite through a gateway (trust on first use on) in front of `upstream`:
+/// the suite cannot send an Authorization header, so a local forwarder adds the bearer token;
+/// the gateway itself is configured as in production.
+async fn conformance_through_gateway(
+    peers: &Peers,
+    name: &str,
+    upstream: &str,
+    dir: &Path,
+    (suite, extra): (&Path, &[String]),
+) -> (Gateway, ConformanceRun) {
+    let port = free_port();
+    let origins = vec![
+        format!("http://127.0.0.1:{port}"),
+        format!("http://localhost:{port}"),
+    ];
+    let gw = tofu_gateway(name, upstream, dir, |setup| {
+        setup.allowed_origins = origins;
+    })
+    .await;
+    let token = gw.token("conformance", json!({}));
+    let forwarder = spawn_bearer_forwarder(&gw.url, &token, port).await;
+    let through = run_conformance_with(
+        peers,
+        suite,
+        extra,
+        &format!("http://{forwarder}/mcp"),
+        dir,
+        "gateway",
+    )
+    .await;
+    (gw, through)
+}
+
 /// Every scenario that passes directly must pass through the gateway.
 fn assert_nothing_lost(direct: &ConformanceRun, through: &ConformanceRun, dir: &Path) {
     let lost: Vec<String> = direct
@@ -806,24 +839,12 @@ async fn conformance_through_gateway_loses_nothing() {
     let everything = Everything::start(&peers, dir.path()).await;
     let direct = run_conformance(&peers, &everything.url, dir.path(), "direct").await;
 
-    // The suite cannot send an Authorization header: a local forwarder in this test adds the
-    // bearer token; the gateway itself is configured as in production (trust on first use on).
-    let port = free_port();
-    let forwarder_origins = vec![
-        format!("http://127.0.0.1:{port}"),
-        format!("http://localhost:{port}"),
-    ];
-    let gw = tofu_gateway("everything", &everything.url, dir.path(), |setup| {
-        setup.allowed_origins = forwarder_origins;
-    })
-    .await;
-    let token = gw.token("conformance", json!({}));
-    let forwarder = spawn_bearer_forwarder(&gw.url, &token, port).await;
-    let through = run_conformance(
+    let (gw, through) = conformance_through_gateway(
         &peers,
-        &format!("http://{forwarder}/mcp"),
+        "everything",
+        &everything.url,
         dir.path(),
-        "gateway",
+        (&peers.conformance, &[]),
     )
     .await;
 
@@ -925,26 +946,8 @@ async fn reference_conformance_through_the_gateway_loses_nothing() {
         .collect();
     let url = format!("http://127.0.0.1:{port}/mcp");
     let direct = run_conformance_with(&peers, &suite, &extra, &url, dir.path(), "direct").await;
-    let forward_port = free_port();
-    let origins = vec![
-        format!("http://127.0.0.1:{forward_port}"),
-        format!("http://localhost:{forward_port}"),
-    ];
-    let gw = tofu_gateway("reference", &url, dir.path(), |setup| {
-        setup.allowed_origins = origins;
-    })
-    .await;
-    let token = gw.token("conformance", json!({}));
-    let forwarder = spawn_bearer_forwarder(&gw.url, &token, forward_port).await;
-    let through = run_conformance_with(
-        &peers,
-        &suite,
-        &extra,
-        &format!("http://{forwarder}/mcp"),
-        dir.path(),
-        "gateway",
-    )
-    .await;
+    let (_gw, through) =
+        conformance_through_gateway(&peers, "reference", &url, dir.path(), (&suite, &extra)).await;
     eprintln!("{}", direct.summary("direct"));
     eprintln!("{}", through.summary("through the gateway"));
     assert_nothing_lost(&direct, &through, dir.path());

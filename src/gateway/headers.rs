@@ -65,17 +65,6 @@ pub fn check_unique(headers: &HeaderMap) -> Result<(), Mismatch> {
     Ok(())
 }
 
-/// The `Mcp-Param-*` header names (lower case) a tool's schema declares with `x-mcp-header`:
-/// the only ones forwarded to the upstream for a call to it.
-pub fn param_header_names(tool: &Value) -> Vec<String> {
-    let mut annotated = Vec::new();
-    collect_annotated(tool.get("inputSchema"), &mut Vec::new(), &mut annotated, 0);
-    annotated
-        .into_iter()
-        .map(|(_, name)| format!("mcp-param-{}", name.to_ascii_lowercase()))
-        .collect()
-}
-
 /// Decodes the `=?base64?...?=` sentinel form of `Mcp-Name` / `Mcp-Param-*`.
 pub fn decode_value(raw: &str) -> Result<String, Mismatch> {
     match raw
@@ -186,11 +175,17 @@ pub fn check(headers: &HeaderMap, message: &Message, revision: &Revision) -> Res
 }
 
 /// `Mcp-Param-{Name}` headers against the arguments, for the approved tool's `x-mcp-header`
-/// properties (other `Mcp-Param-*` headers are not forwarded: see [`param_header_names`]).
-pub fn check_params(headers: &HeaderMap, message: &Message, tool: &Value) -> Result<(), Mismatch> {
+/// properties. Returns the names (lower case) of the headers it checked: the only
+/// `Mcp-Param-*` headers forwarded to the upstream for this call.
+pub fn check_params(
+    headers: &HeaderMap,
+    message: &Message,
+    tool: &Value,
+) -> Result<Vec<String>, Mismatch> {
     let arguments = message.arguments();
     let mut annotated = Vec::new();
     collect_annotated(tool.get("inputSchema"), &mut Vec::new(), &mut annotated, 0);
+    let mut checked = Vec::with_capacity(annotated.len());
     for (path, name) in annotated {
         let header_name = format!("mcp-param-{}", name.to_ascii_lowercase());
         let mut value = Some(&arguments);
@@ -230,8 +225,9 @@ pub fn check_params(headers: &HeaderMap, message: &Message, tool: &Value) -> Res
                 )));
             }
         }
+        checked.push(header_name);
     }
-    Ok(())
+    Ok(checked)
 }
 
 fn numbers_equal(a: &str, b: &str) -> bool {
@@ -396,8 +392,10 @@ mod tests {
         );
         let mut ok = base.to_vec();
         ok.push(("mcp-param-region", "us-west1"));
-        assert_eq!(check_params(&headers(&ok), &m, &tool), Ok(()));
-        assert_eq!(param_header_names(&tool), ["mcp-param-region"]);
+        assert_eq!(
+            check_params(&headers(&ok), &m, &tool),
+            Ok(vec!["mcp-param-region".to_string()])
+        );
         let mut bad = base.to_vec();
         bad.push(("mcp-param-region", "eu-north1"));
         assert!(check_params(&headers(&bad), &m, &tool).is_err());

@@ -793,12 +793,14 @@ async fn tool_call(
 ) -> Result<Response<GatewayBody>, Refused> {
     // What this caller was offered must be the approved definition (see `pins`).
     let approved = gw.pins.check_call(&upstream.name, &tool, &bound.binding);
-    if let Ok(definition) = &approved {
-        headers::check_params(headers, &message, definition).map_err(|e| {
+    // The `Mcp-Param-*` headers checked against the body are the only ones that cross.
+    let params = match &approved {
+        Ok(definition) => headers::check_params(headers, &message, definition).map_err(|e| {
             Refused::new(StatusCode::BAD_REQUEST, "header_mismatch", e.to_string())
                 .rpc(Some(&message), codes::HEADER_MISMATCH)
-        })?;
-    }
+        })?,
+        Err(_) => Vec::new(),
+    };
     let mut arguments = message.arguments();
     redact::redact_value(&mut arguments);
     let call_id = format!("{}-{}", &caller.remote, uuid::Uuid::new_v4().simple());
@@ -855,10 +857,6 @@ async fn tool_call(
     gw.metrics.tool_call(true);
     gw.events.emit(EventData::ToolCall(call.clone())).await;
     let started = Instant::now();
-    let params = approved
-        .as_ref()
-        .map(headers::param_header_names)
-        .unwrap_or_default();
     let upstream_request = upstream::request(
         upstream,
         Method::POST,

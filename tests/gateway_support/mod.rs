@@ -875,6 +875,20 @@ pub async fn http(
         .unwrap_or_else(|_| panic!("{method} {url} got no whole answer within {TIMEOUT:?}"))
 }
 
+/// Asserts that a body is a JSON-RPC error object with a code and a message that says why.
+pub fn assert_rpc_error(reply: &HttpReply, what: &str) {
+    let body: Value = serde_json::from_str(&reply.body)
+        .unwrap_or_else(|e| panic!("{what}: body is not JSON ({e}): {:?}", reply.body));
+    assert_eq!(body["jsonrpc"], "2.0", "{what}: {body}");
+    assert!(body["error"]["code"].is_i64(), "{what}: {body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{what}: an error says why: {body}"
+    );
+}
+
 /// Headers of an MCP POST with a bearer token.
 pub fn mcp_headers<'a>(token: &'a str, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, String)> {
     let mut headers = vec![
